@@ -1,0 +1,14 @@
+"""sb3-snn: spiking neural network policies for Stable-Baselines3.
+
+Importing the package adds every registered spiking policy to the ``policy_aliases`` of the
+algorithms it serves, so ``DQN("CVTCPolicy", env)`` works in plain SB3 code.
+"""
+
+from sb3_snn.ddqn import DDQN
+from sb3_snn import registry
+
+__version__ = "0.1.0"
+
+__all__ = ["DDQN", "registry", "__version__"]
+
+registry.register_policy_aliases()

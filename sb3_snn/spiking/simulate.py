@@ -1,0 +1,134 @@
+"""A plain float reference simulation of a :class:`SpikingDescription`, step by step.
+
+This is the ground truth every faster or integer simulation (the conversion's fast path, the NC64C
+model) is compared with. It follows the neuron semantics written in
+:mod:`sb3_snn.spiking.description` literally; it is not meant to be fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch as th
+from torch.nn import functional as F
+
+from sb3_snn.spiking.description import Layer, SpikingDescription
+
+
+@dataclass
+class SimulationResult:
+    """What a simulation of a batch of observations produced.
+
+    :param outputs: readout values ``[batch, n_actions]`` (the greedy action is their argmax)
+    :param spike_counts: per spiking layer name, spike counts over all steps ``[batch, *output_shape]``
+    :param final_potential: per layer name, the membrane after the last step ``[batch, *output_shape]``
+    """
+
+    outputs: np.ndarray
+    spike_counts: dict[str, np.ndarray]
+    final_potential: dict[str, np.ndarray]
+
+    @property
+    def actions(self) -> np.ndarray:
+        """Greedy actions ``[batch]``."""
+        return self.outputs.argmax(axis=1)
+
+
+def layer_current(layer: Layer, x: th.Tensor) -> th.Tensor:
+    """The synaptic current a layer produces from its input ``x`` (``[batch, *input_shape]``), bias included."""
+    weight = None if layer.weight is None else th.as_tensor(layer.weight, dtype=x.dtype)
+    bias = None if layer.bias is None else th.as_tensor(layer.bias, dtype=x.dtype)
+    if layer.kind == "flatten":
+        return x.flatten(1)
+    if layer.kind == "linear":
+        return F.linear(x, weight, bias)
+    return F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding)
+
+
+def encode_step(description: SpikingDescription, obs: th.Tensor, step: int) -> th.Tensor:
+    """The network's input at ``step`` (0-based) for the description's encoding."""
+    kind = description.encoding["kind"]
+    if kind == "analog":
+        return obs
+    if kind == "frames":
+        frames = int(description.encoding["n_frames"])
+        per_frame = int(description.encoding.get("steps_per_frame", 1))
+        axis = int(description.encoding.get("frame_axis", 0))
+        index = min(step // per_frame, frames - 1)
+        return obs.narrow(axis + 1, index, 1)
+    raise NotImplementedError(f"the reference simulation does not run the {kind!r} encoding")
+
+
+def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> SimulationResult:
+    """Run ``description`` on a batch of observations for ``description.timesteps`` steps.
+
+    :param description: a discrete-time network (IF, LIF, non-spiking neurons)
+    :param obs: ``[batch, *input_shape]`` observations, already preprocessed as the network expects
+    """
+    for layer in description.layers:
+        if layer.neuron is not None and layer.neuron.model == "temporal":
+            raise NotImplementedError(
+                f"layer {layer.name!r}: temporal (time-to-first-spike) neurons are not discrete-time; "
+                "simulate them with sb3_snn.layers.CVTCLinear"
+            )
+    x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
+    batch, steps = x_obs.shape[0], description.timesteps
+    potentials: dict[str, th.Tensor] = {}
+    counts: dict[str, th.Tensor] = {}
+    readout_sum: th.Tensor | None = None
+    with th.no_grad():
+        for step in range(steps):
+            x = encode_step(description, x_obs, step)
+            for layer in description.layers:
+                current = layer_current(layer, x)
+                neuron = layer.neuron
+                if neuron is None:
+                    x = current
+                    continue
+                v = potentials.get(layer.name, th.zeros_like(current))
+                v = neuron.decay * v + current
+                if neuron.model == "nonspiking":
+                    potentials[layer.name] = v
+                    x = v
+                    continue
+                spikes = (v >= neuron.threshold).to(v.dtype)
+                if neuron.reset == "subtract":
+                    v = v - neuron.threshold * spikes
+                elif neuron.reset == "zero":
+                    v = th.where(spikes.bool(), th.full_like(v, neuron.reset_value), v)
+                potentials[layer.name] = v
+                counts[layer.name] = counts.get(layer.name, th.zeros_like(v)) + spikes
+                x = spikes
+            readout_sum = x.clone() if readout_sum is None else readout_sum + x
+    last = description.layers[-1]
+    outputs = _readout(description, last, readout_sum, potentials.get(last.name), counts.get(last.name), steps)
+    return SimulationResult(
+        outputs=outputs.reshape(batch, -1).numpy(),
+        spike_counts={name: c.numpy() for name, c in counts.items()},
+        final_potential={name: v.numpy() for name, v in potentials.items()},
+    )
+
+
+def _readout(
+    description: SpikingDescription,
+    last: Layer,
+    summed: th.Tensor,
+    final_v: th.Tensor | None,
+    last_counts: th.Tensor | None,
+    steps: int,
+) -> th.Tensor:
+    kind = description.readout["kind"]
+    scale = float(description.readout.get("scale", 1.0))
+    if kind == "rate":
+        return scale * summed / steps
+    if kind == "robust":
+        # f = r + V(T) / (T * V_thr): spike rate plus the leftover potential (conversion paper)
+        assert last.neuron is not None and final_v is not None and last_counts is not None
+        return scale * (last_counts / steps + final_v / (steps * last.neuron.threshold))
+    if kind == "membrane_mean":
+        return scale * summed / steps
+    if kind == "membrane_last":
+        assert final_v is not None
+        return scale * final_v
+    raise NotImplementedError(f"unknown readout {kind!r}")

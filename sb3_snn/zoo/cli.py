@@ -1,0 +1,38 @@
+"""``sb3-snn COMMAND [ARGS]``: one entry point, one module per command.
+
+Each command module exposes ``main(argv: list[str]) -> int``. A new command is one line in
+:data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("sb3_snn.zoo.train", "train an agent with rl_zoo3 (accepts every rl_zoo3.train flag)"),
+    "evaluate": ("sb3_snn.zoo.evaluate", "evaluate a trained agent: mean ± std episode reward"),
+    "list": ("sb3_snn.zoo.listing", "list registered algorithms, policies and backends"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: sb3-snn COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "`sb3-snn COMMAND --help` describes a command's arguments."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a command module; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"sb3-snn: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(rest) or 0)

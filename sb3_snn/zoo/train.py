@@ -1,0 +1,41 @@
+"""``sb3-snn train``: ``rl_zoo3.train`` with the registered algorithms added.
+
+Every ``rl_zoo3.train`` flag works and the output folders are rl_zoo3's
+(``logs/<algo>/<Env>_<N>/``, TensorBoard under ``-tb DIR/<Env>/``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sb3_snn.zoo.algos import default_config, install_algos
+
+
+def _flag_value(argv: list[str], *names: str) -> str | None:
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """Run rl_zoo3's trainer on ``argv`` (the arguments after ``sb3-snn train``)."""
+    install_algos()
+    import rl_zoo3.train
+
+    argv = list(argv)
+    algo = _flag_value(argv, "--algo") or "ppo"
+    if _flag_value(argv, "-conf", "--conf-file") is None:
+        config = default_config(algo)
+        if config is not None:
+            argv += ["-conf", str(config)]
+    saved = sys.argv
+    sys.argv = ["sb3-snn train", *argv]
+    try:
+        rl_zoo3.train.train()
+    finally:
+        sys.argv = saved
+    return 0
