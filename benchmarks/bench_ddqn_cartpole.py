@@ -1,0 +1,65 @@
+"""DDQN on CartPole-v1: train with the runner, evaluate over 100 episodes, write the figure.
+
+    python benchmarks/bench_ddqn_cartpole.py --seeds 0 1 2
+
+Trains ``sb3-snn train --algo ddqn --env CartPole-v1 -conf zoo_configs/ddqn.yml`` per seed into
+``benchmarks/out/logs``, evaluates the final and the best model with ``sb3-snn evaluate`` (100
+deterministic episodes) and writes ``benchmarks/results/ddqn_cartpole.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str]) -> None:
+    """Run a command from the repository root, failing loudly."""
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ddqn_cartpole.json")
+    args = parser.parse_args()
+    logs = ROOT / "benchmarks/out/logs"
+    rows = []
+    for seed in args.seeds:
+        start = time.time()
+        run([sys.executable, "-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-conf",
+             "zoo_configs/ddqn.yml", "-f", str(logs), "--seed", str(seed), "--num-threads", "1",
+             "--eval-freq", "5000", "--eval-episodes", "10", "-tb", str(ROOT / "benchmarks/out/tb")])
+        train_seconds = time.time() - start
+        exp_id = max(int(p.name.rsplit("_", 1)[1]) for p in (logs / "ddqn").glob("CartPole-v1_*"))
+        for which, flag in (("last", []), ("best", ["--load-best"])):
+            out = ROOT / f"benchmarks/out/ddqn_cartpole_seed{seed}_{which}.json"
+            run([sys.executable, "-m", "sb3_snn", "evaluate", "--algo", "ddqn", "--env", "CartPole-v1", "-f", str(logs),
+                 "--exp-id", str(exp_id), "--episodes", str(args.episodes), "--seed", "1000", "--json", str(out), *flag])
+            result = json.loads(out.read_text())
+            rows.append({"seed": seed, "model": which, "mean_reward": result["mean_reward"],
+                         "std_reward": result["std_reward"], "episodes": args.episodes,
+                         "train_seconds": round(train_seconds, 1)})
+    record = {
+        "benchmark": "ddqn_cartpole",
+        "command": "python benchmarks/bench_ddqn_cartpole.py --seeds " + " ".join(map(str, args.seeds)),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {platform.system()}, 1 torch thread".strip(),
+        "target": ">= 475 mean reward over 100 episodes",
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
