@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine, write_result  # noqa: E402
 
 
 def run(cmd: list[str]) -> None:
@@ -30,7 +30,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ddqn_cartpole.json")
     args = parser.parse_args()
     logs = ROOT / "benchmarks/out/logs"
     rows = []
@@ -49,16 +48,19 @@ def main() -> None:
             rows.append({"seed": seed, "model": which, "mean_reward": result["mean_reward"],
                          "std_reward": result["std_reward"], "episodes": args.episodes,
                          "train_seconds": round(train_seconds, 1)})
+    last = [row for row in rows if row["model"] == "last"]
+    headline = "; ".join(f"seed {r['seed']}: {r['mean_reward']:.1f} ± {r['std_reward']:.1f}" for r in last)
     record = {
         "benchmark": "ddqn_cartpole",
+        "title": "Double DQN on CartPole-v1 (final model, 100 deterministic episodes)",
+        "headline": headline + f" ({'meets' if all(r['mean_reward'] >= 475 for r in last) else 'MISSES'} >= 475)",
         "command": "python benchmarks/bench_ddqn_cartpole.py --seeds " + " ".join(map(str, args.seeds)),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {platform.system()}, 1 torch thread".strip(),
+        "machine": machine() + " (training: --num-threads 1)",
         "target": ">= 475 mean reward over 100 episodes",
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2))
     print(json.dumps(record, indent=2))
+    print("wrote", write_result("ddqn_cartpole", record))
 
 
 if __name__ == "__main__":

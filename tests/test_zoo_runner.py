@@ -75,3 +75,12 @@ def test_console_script_and_usage(tmp_path):
     assert proc.returncode == 2 and "train" in proc.stdout and "evaluate" in proc.stdout
     proc = subprocess.run([exe, "bogus"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown command 'bogus'" in proc.stderr
+
+
+def test_hyperparameter_search_works_for_ddqn(tmp_path):
+    """-optimize needs a sampler for the new algorithm: DDQN borrows DQN's."""
+    proc = run_cli(["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-optimize", "--n-trials", "2",
+                    "-n", "400", "--sampler", "random", "--pruner", "none", "--eval-episodes", "1",
+                    "--n-evaluations", "1", "--no-optim-plots", "--seed", "0"], cwd=tmp_path)
+    assert "Number of finished trials:  2" in proc.stdout
+    assert list((tmp_path / "logs/ddqn").glob("report_CartPole-v1_2-trials-*.csv"))
