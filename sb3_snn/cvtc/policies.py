@@ -1,0 +1,286 @@
+"""CVTC: a temporal-coded spiking Q-network for (Double) DQN (Wu, Liang, Luan & Wang, 2022).
+
+The observation is population-encoded into input spike times (:class:`~sb3_snn.layers.PopulationEncoder`),
+passes through fully connected CVTC layers (:class:`~sb3_snn.layers.CVTCLinear`), and the output
+neurons' spike times (z-domain) are the Q-values: ``Q = q_sign * z_out``. With ``q_sign = +1`` (the
+CartPole code) the latest spike is the best action and rewards must keep Q above 1; with ``-1`` (the
+MountainCar code) the earliest spike wins.
+
+``DQN("CVTCPolicy", env)`` and ``sb3_snn.DDQN("CVTCPolicy", env)`` work after ``import sb3_snn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.dqn.policies import DQNPolicy
+from torch import nn
+
+from sb3_snn.layers.cvtc import DEFAULT_BETA, CVTCLinear, spike_time
+from sb3_snn.layers.encoders import PopulationEncoder
+from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+
+INFERENCE_MODES = ("beta", "mostafa")
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Raise a ``ValueError`` unless CVTC can serve these spaces (a 1-D Box and a Discrete).
+
+    :param observation_space: the environment's observation space
+    :param action_space: the environment's action space
+    """
+    if not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"CVTCPolicy needs a Discrete action space (one output neuron per action), got {action_space}")
+    if not isinstance(observation_space, spaces.Box) or is_image_space(observation_space, check_channels=False):
+        raise ValueError(
+            f"CVTCPolicy needs a low-dimensional Box observation space (population encoding), got {observation_space}; "
+            "images and Dict/Discrete observations are not supported"
+        )
+    if len(observation_space.shape) != 1:
+        raise ValueError(f"CVTCPolicy needs a 1-D Box observation, got shape {observation_space.shape}")
+
+
+class CVTCQNetwork(BasePolicy):
+    """Encoder + CVTC layers; outputs ``Q = q_sign * z_out`` ``[batch, n_actions]``.
+
+    :param observation_space: 1-D Box
+    :param action_space: Discrete
+    :param net_arch: hidden layer sizes
+    :param beta: beta of every CVTC layer
+    :param encoder: encoder options (see :meth:`PopulationEncoder.build`)
+    :param q_sign: +1 (Q = z_out) or -1 (Q = -z_out)
+    :param inference: ``"beta"`` (Eq. 9) or ``"mostafa"`` (Eq. 4, beta-free)
+    :param init: weight init of the CVTC layers, ``"normal"`` or ``"xavier_uniform"``
+    """
+
+    action_space: spaces.Discrete
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Discrete,
+        net_arch: list[int],
+        beta: float = DEFAULT_BETA,
+        encoder: str | dict[str, Any] | None = None,
+        q_sign: int = 1,
+        inference: str = "beta",
+        init: str = "normal",
+    ) -> None:
+        super().__init__(observation_space, action_space, features_extractor=None, normalize_images=False)
+        self.net_arch, self.beta, self.q_sign, self.init = list(net_arch), float(beta), int(q_sign), init
+        self.encoder_spec = encoder
+        self.encoder = PopulationEncoder.build(observation_space, encoder)
+        sizes = [self.encoder.out_features, *self.net_arch, int(action_space.n)]
+        self.layers = nn.ModuleList(CVTCLinear(n_in, n_out, beta=self.beta, init=init) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.inference = inference
+        self.set_inference(inference)
+
+    def set_inference(self, mode: str) -> None:
+        """Evaluate with ``"beta"`` (Eq. 9) or ``"mostafa"`` (Eq. 4, as a chip without the beta term).
+
+        :param mode: one of :data:`INFERENCE_MODES`
+        """
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"unknown inference mode {mode!r}; expected one of {INFERENCE_MODES}")
+        self.inference = mode
+        for layer in self.layers:
+            layer.mostafa = mode == "mostafa"
+
+    def spike_times(self, obs: PyTorchObs) -> list[th.Tensor]:
+        """z-domain spike times of every population: the encoded input, then each layer's.
+
+        :param obs: a batch of observations
+        """
+        times = [self.encoder(obs.float())]  # type: ignore[union-attr]
+        for layer in self.layers:
+            times.append(layer(times[-1]))
+        return times
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        """Q-values ``q_sign * z_out``.
+
+        :param obs: a batch of observations
+        """
+        return self.q_sign * self.spike_times(obs)[-1]
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self(observation).argmax(dim=1).reshape(-1)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(net_arch=self.net_arch, beta=self.beta, encoder=self.encoder_spec, q_sign=self.q_sign,
+                    inference=self.inference, init=self.init)
+        return data
+
+
+class CVTCPolicy(DQNPolicy):
+    """DQN policy whose Q-network is a CVTC spiking network (online and target copies).
+
+    :param observation_space: a 1-D Box
+    :param action_space: a Discrete
+    :param lr_schedule: learning-rate schedule
+    :param net_arch: hidden layer sizes (default ``[128]``, the paper's CartPole code; the paper uses ``[800]``)
+    :param beta: beta of Eq. 9 in every layer (``1e-3`` in the paper's code)
+    :param encoder: ``None``/``"auto"`` (gains from the Box bounds), ``"cartpole"``, ``"mountaincar"``,
+        or a dict of :class:`~sb3_snn.layers.PopulationEncoder` options (``{"preset": ..., **overrides}``)
+    :param q_sign: +1: Q = z_out (latest spike is best); -1: Q = -z_out (earliest spike is best)
+    :param inference: ``"beta"`` or ``"mostafa"`` (beta-free Eq. 4) for acting and evaluation;
+        training always uses Eq. 9 on the online network
+    :param weight_sum_reg: K of Mostafa's regulariser K * sum_j relu(1 - sum_i w_ji), added by
+        :class:`sb3_snn.DDQN` through :meth:`auxiliary_loss` (plain ``DQN`` ignores it)
+    :param init: ``"normal"`` (mean 1.5/n_in, sd 5/n_in) or ``"xavier_uniform"``
+    :param optimizer_class: optimizer class
+    :param optimizer_kwargs: optimizer arguments besides the learning rate
+    """
+
+    q_net: CVTCQNetwork
+    q_net_target: CVTCQNetwork
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        beta: float = DEFAULT_BETA,
+        encoder: str | dict[str, Any] | None = None,
+        q_sign: int = 1,
+        inference: str = "beta",
+        weight_sum_reg: float = 0.0,
+        init: str = "normal",
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        check_spaces(observation_space, action_space)
+        if q_sign not in (1, -1):
+            raise ValueError(f"q_sign must be +1 or -1, got {q_sign}")
+        if inference not in INFERENCE_MODES:
+            raise ValueError(f"unknown inference mode {inference!r}; expected one of {INFERENCE_MODES}")
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0 for training (Eq. 9), got {beta}; use inference='mostafa' for Eq. 4")
+        # make_q_net (called by DQNPolicy.__init__) reads these
+        self.beta, self.encoder, self.q_sign, self.inference = float(beta), encoder, int(q_sign), inference
+        self.weight_sum_reg, self.init = float(weight_sum_reg), init
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=[128] if net_arch is None else list(net_arch),
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=False,
+        )
+
+    def make_q_net(self) -> CVTCQNetwork:
+        """A fresh CVTC Q-network (called twice: online and target)."""
+        return CVTCQNetwork(
+            self.observation_space,  # type: ignore[arg-type]
+            self.action_space,  # type: ignore[arg-type]
+            net_arch=self.net_arch,
+            beta=self.beta,
+            encoder=self.encoder,
+            q_sign=self.q_sign,
+            inference=self.inference,
+            init=self.init,
+        ).to(self.device)
+
+    def set_training_mode(self, mode: bool) -> None:
+        """Training uses Eq. 9 on the online network; evaluation uses ``inference``.
+
+        :param mode: True while training
+        """
+        super().set_training_mode(mode)
+        self.q_net.set_inference("beta" if mode else self.inference)
+        self.q_net_target.set_inference("beta")  # bootstrap targets always use Eq. 9
+
+    def set_inference(self, mode: str) -> None:
+        """Switch acting and evaluation between ``"beta"`` and ``"mostafa"`` (saved with the policy).
+
+        :param mode: one of :data:`INFERENCE_MODES`
+        """
+        self.q_net.set_inference(mode)
+        self.inference = mode
+
+    def auxiliary_loss(self) -> th.Tensor:
+        """``weight_sum_reg * sum_layers sum_j relu(1 - sum_i w_ji)`` (Mostafa 2017), for :class:`sb3_snn.DDQN`."""
+        penalty = sum(layer.weight_sum_penalty() for layer in self.q_net.layers)
+        return self.weight_sum_reg * penalty  # type: ignore[return-value]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for key in ("activation_fn", "features_extractor_class", "features_extractor_kwargs", "normalize_images"):
+            data.pop(key, None)
+        data.update(beta=self.beta, encoder=self.encoder, q_sign=self.q_sign, inference=self.inference,
+                    weight_sum_reg=self.weight_sum_reg, init=self.init)
+        return data
+
+    @th.no_grad()
+    def spike_stats(self, obs: th.Tensor) -> dict[str, float]:
+        """Figures for TensorBoard on a batch: mean output spike time (t and z), share of hidden and
+        output neurons that fire only thanks to the beta term (dead under Mostafa), the Q gap between
+        beta and Mostafa inference and how often they pick the same action.
+
+        :param obs: a batch of observations
+        """
+        net = self.q_net
+        mode = net.inference
+        try:
+            net.set_inference("beta")
+            times = net.spike_times(obs)
+            beta_only = [layer.last_info.beta_only.float().mean().item() for layer in net.layers]  # type: ignore[union-attr]
+            q_beta = net.q_sign * times[-1]
+            net.set_inference("mostafa")
+            q_mostafa = net(obs)
+        finally:
+            net.set_inference(mode)
+        stats = {
+            "cvtc/output_spike_time": spike_time(times[-1]).mean().item(),
+            "cvtc/output_spike_z": times[-1].mean().item(),
+            "cvtc/beta_only_share": float(np.mean(beta_only)),
+            "cvtc/q_gap_mostafa": (q_beta - q_mostafa).abs().mean().item(),
+            "cvtc/action_agreement_mostafa": (q_beta.argmax(1) == q_mostafa.argmax(1)).float().mean().item(),
+        }
+        for index, share in enumerate(beta_only):
+            stats[f"cvtc/beta_only_share_layer{index}"] = share
+        return stats
+
+    def spiking_description(self, inference: str = "mostafa") -> SpikingDescription:
+        """The network as plain data for hardware backends (neuron model ``"temporal"``).
+
+        :param inference: ``"mostafa"`` (default: the beta-free network a chip runs, ``params.beta = 0``)
+            or ``"beta"`` (Eq. 9 with the training beta)
+        """
+        if inference not in INFERENCE_MODES:
+            raise ValueError(f"unknown inference mode {inference!r}; expected one of {INFERENCE_MODES}")
+        net = self.q_net
+        layers = []
+        for index, layer in enumerate(net.layers):
+            params = {
+                "beta": layer.beta if inference == "beta" else 0.0,
+                "beta_training": layer.beta,
+                "tau_syn": 1.0,
+                "domain": "z",
+                "spikes_per_neuron": 1,
+                "z_never": layer.z_never,
+            }
+            layers.append(Layer(
+                name=f"cvtc{index}", kind="linear", input_shape=(layer.in_features,), output_shape=(layer.out_features,),
+                weight=layer.weight.detach().cpu().numpy().copy(), bias=None,
+                neuron=NeuronPopulation(model="temporal", threshold=1.0, decay=1.0, reset="none", params=params),
+            ))
+        return SpikingDescription(
+            layers=layers,
+            input_shape=(net.encoder.n_dims,),
+            encoding=net.encoder.describe(),
+            timesteps=1,
+            readout={"kind": "spike_time", "domain": "z", "q_sign": net.q_sign, "action": "argmax(q_sign * z_out)"},
+            n_actions=int(net.action_space.n),
+            metadata={"method": "cvtc", "inference": inference, "beta_training": self.beta,
+                      "note": "event-driven time-to-first-spike network: timesteps=1 means one pass"},
+        )
