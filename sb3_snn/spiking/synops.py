@@ -39,14 +39,11 @@ def _fan_out(kind: str, input_shape: tuple, output_shape: tuple, weight_shape: t
     if kind == "linear":
         return np.full(input_shape, weight_shape[0], dtype=np.int64)
     if kind == "conv2d":
-        ones_out = th.ones((1, *output_shape), dtype=th.float64)
-        ones_w = th.ones(weight_shape, dtype=th.float64)
-        counts = F.conv_transpose2d(ones_out, ones_w, stride=stride, padding=padding)
-        # conv_transpose may produce a smaller map when (H + 2p - k) is not a multiple of the stride
-        full = th.zeros((1, *input_shape), dtype=th.float64)
-        h, w = min(counts.shape[2], input_shape[1]), min(counts.shape[3], input_shape[2])
-        full[..., :h, :w] = counts[..., :h, :w]
-        return full[0].round().to(th.int64).numpy()
+        # d(sum of outputs)/d(input) with all-ones kernels counts, for every input element, the
+        # (output position, output channel) pairs it reaches: its fan-out, borders and padding included.
+        x = th.ones((1, *input_shape), dtype=th.float64, requires_grad=True)
+        F.conv2d(x, th.ones(weight_shape, dtype=th.float64), stride=stride, padding=padding).sum().backward()
+        return x.grad[0].round().to(th.int64).numpy()
     return np.zeros(input_shape, dtype=np.int64)
 
 

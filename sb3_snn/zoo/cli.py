@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("sb3_snn.zoo.train", "train an agent with rl_zoo3 (accepts every rl_zoo3.train flag)"),
     "evaluate": ("sb3_snn.zoo.evaluate", "evaluate a trained agent: mean ± std episode reward"),
     "list": ("sb3_snn.zoo.listing", "list registered algorithms, policies and backends"),
+    "convert": ("sb3_snn.zoo.convert", "convert a trained DQN to an IF spiking policy; sweep T and readouts"),
+    "export": ("sb3_snn.zoo.export", "compile a spiking policy for a hardware backend, print its report, save it"),
 }
 
 

@@ -1,0 +1,19 @@
+"""sb3-snn backend plugin ``nc64c``: a parameterised model of the PKU NC64C neuromorphic chip.
+
+Check (:mod:`.check`), map (:mod:`.mapping`), quantise (:mod:`.quantize`), simulate in integers
+(:mod:`.simulate`), estimate cost (:mod:`.energy`), build and save (:mod:`.deployment`); every step is a
+function usable alone. Imports only :mod:`sb3_snn.backends` (the public backend API).
+"""
+
+from sb3_snn_nc64c.check import check_fit
+from sb3_snn_nc64c.deployment import NC64CBackend, NC64CDeployment
+from sb3_snn_nc64c.energy import EnergyEstimate, estimate
+from sb3_snn_nc64c.mapping import Mapping, map_network, plan_layer
+from sb3_snn_nc64c.quantize import QuantizedNetwork, quantize_network
+from sb3_snn_nc64c.simulate import IntegerResult, simulate_integer
+from sb3_snn_nc64c.spec import PROVENANCE, ChipSpec
+
+__all__ = [
+    "PROVENANCE", "ChipSpec", "EnergyEstimate", "IntegerResult", "Mapping", "NC64CBackend", "NC64CDeployment",
+    "QuantizedNetwork", "check_fit", "estimate", "map_network", "plan_layer", "quantize_network", "simulate_integer",
+]

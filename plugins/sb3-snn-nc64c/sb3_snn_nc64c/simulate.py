@@ -1,0 +1,174 @@
+"""Simulate the quantised network in integer arithmetic, with the float reference's step semantics.
+
+Per step ``t`` and layer (all integers; ``>>`` rounds half up as the leak unit is assumed to)::
+
+    v = (v * d_q + 2**(leak_bits-1)) >> leak_bits     (skipped when d_q == 2**leak_bits: no leak)
+    v = saturate(v + W_q . x + b_q)                  (x: integer inputs, or 0/1 spikes)
+    s = v >= threshold_q
+    v = v - threshold_q * s   |   v = reset_q where s   (reset "subtract" | "zero")
+
+Linear layers use ``int64`` matrix products. Conv layers use ``torch.conv2d`` in ``float64`` on
+integer-valued tensors, which is exact while every partial sum stays below 2**53 (asserted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch as th
+from torch.nn import functional as F
+
+from sb3_snn_nc64c.quantize import QuantizedLayer, QuantizedNetwork, first_layer_inputs
+
+_EXACT = 2.0**53
+
+
+@dataclass
+class IntegerResult:
+    """What the integer simulation produced.
+
+    :param outputs: readout values ``[batch, n_actions]`` (floats, for comparison with the reference)
+    :param spike_counts: per spiking layer, spike counts ``[batch, *output_shape]``
+    :param final_potential: per layer, the integer membrane after the last step
+    :param saturations: per layer, membrane values that hit the membrane range
+    :param input_clipped: input values outside the calibrated range
+    """
+
+    outputs: np.ndarray
+    spike_counts: dict[str, np.ndarray]
+    final_potential: dict[str, np.ndarray]
+    saturations: dict[str, int]
+    input_clipped: int
+
+    @property
+    def actions(self) -> np.ndarray:
+        """Greedy actions ``[batch]``."""
+        return self.outputs.argmax(axis=1)
+
+
+def quantize_inputs(network: QuantizedNetwork, obs: np.ndarray) -> tuple[np.ndarray, int]:
+    """Observations as integers (per-feature or per-channel scale); returns ``(x_q, clipped)``.
+
+    :param network: the quantised network
+    :param obs: ``[batch, *input_shape]`` float observations
+    """
+    obs = np.asarray(obs, dtype=np.float64)
+    x = first_layer_inputs(network.description, obs) if network.description.encoding.get("kind") != "frames" else obs
+    first = next(layer for layer in network.layers if layer.kind != "flatten")
+    scale = network.input_scale
+    if network.description.encoding.get("kind") == "frames":
+        # keep the stack; scale each frame's elements as the first layer sees them
+        shape = obs.shape
+        frame_axis = int(network.description.encoding.get("frame_axis", 0)) + 1
+        moved = np.moveaxis(obs, frame_axis, 1).reshape(shape[0], shape[frame_axis], -1)
+        if first.kind == "linear":
+            raw = np.round(moved / scale.reshape(1, 1, -1))
+        else:
+            raw = np.round(moved.reshape(shape[0], shape[frame_axis], scale.size, -1) / scale.reshape(1, 1, -1, 1))
+        q = network.spec.input_max
+        clipped = int((np.abs(raw) > q).sum())
+        raw = np.clip(raw, -q, q).reshape(np.moveaxis(obs, frame_axis, 1).shape)
+        return np.moveaxis(raw, 1, frame_axis).astype(np.int64), clipped
+    if first.kind == "linear":
+        raw = np.round(x / scale.reshape(1, -1))
+    else:
+        raw = np.round(x / scale.reshape(1, -1, *([1] * (x.ndim - 2))))
+    q = network.spec.input_max
+    clipped = int((np.abs(raw) > q).sum())
+    return np.clip(raw, -q, q).astype(np.int64), clipped
+
+
+def _step_input(network: QuantizedNetwork, x_q: np.ndarray, step: int) -> np.ndarray:
+    encoding = network.description.encoding
+    if encoding.get("kind") != "frames":
+        return x_q
+    frames, per_frame = int(encoding["n_frames"]), int(encoding.get("steps_per_frame", 1))
+    axis = int(encoding.get("frame_axis", 0)) + 1
+    index = min(step // per_frame, frames - 1)
+    return np.take(x_q, [index], axis=axis)
+
+
+def integer_current(layer: QuantizedLayer, x: np.ndarray) -> np.ndarray:
+    """``W_q . x + b_q`` in integers (``x``: ``[batch, *input_shape]`` integers).
+
+    :param layer: a quantised layer
+    :param x: integer input
+    """
+    if layer.kind == "flatten":
+        return x.reshape(len(x), -1)
+    if layer.kind == "linear":
+        current = x.reshape(len(x), -1).astype(np.int64) @ layer.weight.astype(np.int64).T
+        current = current.reshape(len(x), *layer.output_shape)
+    else:
+        bound = float(np.abs(x).max(initial=0)) * float(np.abs(layer.weight).sum(axis=(1, 2, 3)).max(initial=0))
+        assert bound < _EXACT, f"layer {layer.name!r}: conv partial sums may exceed 2**53"
+        out = F.conv2d(th.from_numpy(x.astype(np.float64)), th.from_numpy(layer.weight.astype(np.float64)),
+                       stride=layer.stride, padding=layer.padding)
+        current = out.numpy().round().astype(np.int64)
+    if layer.bias is not None:
+        current = current + layer.bias.reshape(-1, *([1] * (current.ndim - 2)))
+    return current
+
+
+def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResult:
+    """Run the quantised network on a batch of float observations (quantised on the way in).
+
+    :param network: the quantised network
+    :param obs: ``[batch, *input_shape]``
+    """
+    description, spec = network.description, network.spec
+    x_q, clipped = quantize_inputs(network, obs)
+    batch, steps = x_q.shape[0], description.timesteps
+    low, high = spec.membrane_range
+    one, half = 2**spec.leak_bits, (2 ** (spec.leak_bits - 1) if spec.leak_bits else 0)
+    v: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    saturations = {layer.name: 0 for layer in network.layers if layer.model is not None}
+    summed: np.ndarray | None = None
+    last = network.layers[-1]
+    for step in range(steps):
+        x = _step_input(network, x_q, step)
+        for layer in network.layers:
+            current = integer_current(layer, x)
+            if layer.model is None:
+                x = current
+                continue
+            potential = v.get(layer.name)
+            if potential is None:
+                potential = np.zeros_like(current)
+            elif layer.decay != one:
+                potential = (potential * layer.decay + half) >> spec.leak_bits
+            potential = potential + current
+            saturations[layer.name] += int(((potential < low) | (potential > high)).sum())
+            potential = np.clip(potential, low, high)
+            if layer.model == "nonspiking":
+                v[layer.name] = x = potential
+                continue
+            threshold = layer.per_channel(layer.threshold)
+            spikes = (potential >= threshold).astype(np.int64)
+            if layer.reset == "subtract":
+                potential = potential - threshold * spikes
+            elif layer.reset == "zero":
+                potential = np.where(spikes == 1, layer.per_channel(layer.reset_value), potential)
+            v[layer.name] = potential
+            counts[layer.name] = counts.get(layer.name, 0) + spikes
+            x = spikes
+        summed = x.copy() if summed is None else summed + x
+    outputs = _readout(network, last, summed, v.get(last.name), counts.get(last.name), steps)
+    return IntegerResult(outputs.reshape(batch, -1), counts, v, saturations, clipped)
+
+
+def _readout(network: QuantizedNetwork, last: QuantizedLayer, summed: np.ndarray, final_v: np.ndarray | None,
+             last_counts: np.ndarray | None, steps: int) -> np.ndarray:
+    readout = network.description.readout
+    kind, scale = readout["kind"], float(readout.get("scale", 1.0))
+    # a non-spiking layer's summed values are membranes: convert integers back to float units
+    unit = last.per_channel(last.unit) if last.model == "nonspiking" else 1.0
+    if kind in ("rate", "membrane_mean"):
+        return scale * unit * summed.astype(np.float64) / steps
+    if kind == "robust":
+        return scale * (last_counts / steps + final_v.astype(np.float64) / (steps * last.per_channel(last.threshold)))
+    if kind == "membrane_last":
+        return scale * last.per_channel(last.unit) * final_v.astype(np.float64)
+    raise NotImplementedError(f"unknown readout {kind!r}")

@@ -1,0 +1,245 @@
+"""The backend contract: a :class:`Backend` compiles a spiking description into a :class:`Deployment`.
+
+A backend consumes only a :class:`~sb3_snn.spiking.SpikingDescription` (what
+``policy.spiking_description()`` returns); it never reaches into a policy's internals. The flow
+follows sinabs / PAIBox: *check* (constraints, before anything runs), *map* (cores), *build*
+(quantised network, simulation, cost report, artifact).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_snn.spiking.description import SpikingDescription
+
+
+class BackendError(Exception):
+    """Base class of the errors a backend raises on purpose (with a message meant for a user)."""
+
+
+class FitError(BackendError, ValueError):
+    """A network does not fit the target: names the layer, the resource and the limit it breaks.
+
+    :param layer: the layer's name (or ``"network"`` for a whole-network resource)
+    :param resource: what runs out (``"fan-in (axons per core)"``, ``"cores"``, ...)
+    :param required: how much the layer needs
+    :param limit: how much the target has
+    :param target: the backend / chip name
+    :param hint: what the user can change
+    """
+
+    def __init__(self, layer: str, resource: str, required: Any, limit: Any, target: str, hint: str = "") -> None:
+        self.layer, self.resource, self.required, self.limit, self.target = layer, resource, required, limit, target
+        message = f"layer {layer!r} does not fit {target}: {resource} needs {required}, limit is {limit}"
+        super().__init__(message + (f" ({hint})" if hint else ""))
+
+
+class UnsupportedNetworkError(BackendError, ValueError):
+    """A network uses something the backend cannot express (a neuron model, a reset, an encoding).
+
+    :param layer: the layer's name (or ``"network"``)
+    :param feature: what is not supported
+    :param reason: why
+    :param target: the backend name
+    """
+
+    def __init__(self, layer: str, feature: str, reason: str, target: str) -> None:
+        self.layer, self.feature, self.reason, self.target = layer, feature, reason, target
+        super().__init__(f"layer {layer!r}: {target} cannot run {feature}: {reason}")
+
+
+class ArtifactError(BackendError, ValueError):
+    """An artifact on disk is missing, of another format or version, corrupted or tampered with."""
+
+
+@dataclass
+class ReportSection:
+    """One table of a report.
+
+    :param title: heading printed above the table
+    :param columns: column names
+    :param rows: one list of cells per row (numbers, strings)
+    """
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        """The section as an aligned text table."""
+        cells = [[_cell(value) for value in row] for row in self.rows]
+        widths = [max([len(col)] + [len(row[i]) for row in cells if i < len(row)]) for i, col in enumerate(self.columns)]
+        lines = [self.title, "  ".join(col.ljust(w) for col, w in zip(self.columns, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        for row in cells:
+            lines.append("  ".join(cell.rjust(w) if _numeric(cell) else cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        return "\n".join(lines)
+
+
+@dataclass
+class BackendReport:
+    """What a deployment costs and how it was built: printable (``str``) and serialisable (``to_dict``).
+
+    :param backend: the backend's registered name
+    :param network: a one-line description of the network (layers, time steps)
+    :param sections: the tables (summary, per-core mapping, energy, ...)
+    :param notes: free text printed after the tables (assumptions, approximations)
+    """
+
+    backend: str
+    network: str
+    sections: list[ReportSection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def section(self, title: str) -> ReportSection:
+        """The section called ``title`` (``KeyError`` if none)."""
+        for section in self.sections:
+            if section.title == title:
+                return section
+        raise KeyError(f"no report section {title!r}; sections: {[s.title for s in self.sections]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-compatible)."""
+        return json.loads(json.dumps(asdict(self), default=_json_default))
+
+    def to_json(self, indent: int = 2) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        parts = [f"backend: {self.backend}", f"network: {self.network}"]
+        parts += ["", *("\n\n".join(s.render() for s in self.sections)).splitlines()]
+        if self.notes:
+            parts += ["", "notes:"] + [f"  - {note}" for note in self.notes]
+        return "\n".join(parts)
+
+
+class Deployment(ABC):
+    """A network compiled for one backend: runs, reports its cost, saves itself.
+
+    :param description: the spiking description it was compiled from (kept, so that a loaded
+        deployment can be compared with the float reference without the original policy)
+    """
+
+    backend_name: str = "?"
+
+    def __init__(self, description: SpikingDescription) -> None:
+        self.description = description
+
+    @abstractmethod
+    def run(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions ``[batch]`` for a batch of observations ``[batch, *input_shape]``."""
+
+    @abstractmethod
+    def report(self) -> BackendReport:
+        """Resources, cost estimates and the assumptions behind them."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact into the folder ``path`` and return it."""
+
+
+class Backend(ABC):
+    """A hardware target (or an exchange format). Registered under the ``sb3_snn.backends`` entry-point group."""
+
+    name: str = "?"
+
+    @abstractmethod
+    def compile(self, policy: Any, example_obs: np.ndarray, **options: Any) -> Deployment:
+        """Check, map and build a deployment.
+
+        :param policy: a :class:`SpikingDescription`, an object with ``spiking_description()``, or a
+            folder written by :meth:`SpikingDescription.to_files`
+        :param example_obs: ``[batch, *input_shape]`` observations used for calibration and for the
+            activity-based estimates of the report
+        :param options: backend-specific options
+        """
+
+    @abstractmethod
+    def load_deployment(self, path: str | Path) -> Deployment:
+        """Read an artifact written by :meth:`Deployment.save` (no pickle, no code execution)."""
+
+
+def as_description(policy: Any) -> SpikingDescription:
+    """The spiking description of ``policy``.
+
+    :param policy: a :class:`SpikingDescription`, an object with a ``spiking_description()`` method,
+        or a folder written by :meth:`SpikingDescription.to_files`
+    """
+    if isinstance(policy, SpikingDescription):
+        return policy
+    if isinstance(policy, (str, Path)):
+        return SpikingDescription.from_files(policy)
+    method = getattr(policy, "spiking_description", None)
+    if callable(method):
+        description = method()
+        if not isinstance(description, SpikingDescription):
+            raise TypeError(f"{type(policy).__name__}.spiking_description() returned {type(description).__name__}")
+        return description
+    raise TypeError(
+        f"{type(policy).__name__} is not a spiking policy: it has no spiking_description() method "
+        "(convert a DQN first with `sb3-snn convert`, or pass a SpikingDescription)"
+    )
+
+
+def agreement(actions: np.ndarray, reference: np.ndarray) -> float:
+    """Fraction of equal greedy actions.
+
+    :param actions: ``[batch]``
+    :param reference: ``[batch]``
+    """
+    actions, reference = np.asarray(actions).ravel(), np.asarray(reference).ravel()
+    if actions.shape != reference.shape:
+        raise ValueError(f"cannot compare {actions.shape} actions with {reference.shape}")
+    return float((actions == reference).mean()) if actions.size else float("nan")
+
+
+def describe_network(description: SpikingDescription) -> str:
+    """One line: layers with their neuron models, time steps, encoding and readout."""
+    parts = []
+    for layer in description.layers:
+        if layer.kind == "flatten":
+            continue
+        model = layer.neuron.model if layer.neuron is not None else "-"
+        parts.append(f"{layer.name}:{layer.kind}{list(layer.output_shape)}/{model}")
+    return (
+        f"{' -> '.join(parts)}; T={description.timesteps}, encoding={description.encoding.get('kind')}, "
+        f"readout={description.readout.get('kind')}"
+    )
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell.replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if value == 0 or 1e-3 <= abs(value) < 1e6:
+            return f"{value:.4g}"
+        return f"{value:.3e}"
+    return "" if value is None else str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
