@@ -90,12 +90,16 @@ class BackendReport:
     :param network: a one-line description of the network (layers, time steps)
     :param sections: the tables (summary, per-core mapping, energy, ...)
     :param notes: free text printed after the tables (assumptions, approximations)
+    :param metrics: headline figures under standard names, for programs that compare backends:
+        ``synops_per_action``, ``energy_per_action_uj``, ``latency_us``, ``power_w``, ``agreement``
+        (each present where the backend estimates it)
     """
 
     backend: str
     network: str
     sections: list[ReportSection] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def section(self, title: str) -> ReportSection:
         """The section called ``title`` (``KeyError`` if none)."""

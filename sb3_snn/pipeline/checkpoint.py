@@ -69,6 +69,18 @@ def save_checkpoint(model: BaseAlgorithm, folder: Path) -> None:
     os.replace(tmp, folder / CHECKPOINT)
 
 
+def checkpoint_timesteps(folder: Path) -> int:
+    """Environment steps recorded in ``folder``'s checkpoint (0 when there is none)."""
+    import json
+    import zipfile
+
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        return 0
+    with zipfile.ZipFile(path) as archive:
+        return int(json.loads(archive.read("data")).get("num_timesteps", 0))
+
+
 def learn_resumable(
     make_model: Callable[[], BaseAlgorithm],
     load_model: Callable[[Path], BaseAlgorithm],
@@ -101,6 +113,7 @@ def learn_resumable(
     saver = CheckpointCallback(folder, every)
     saver._last = model.num_timesteps
     callbacks = [saver] + ([callback] if isinstance(callback, BaseCallback) else list(callback or []))
+    learn_kwargs.setdefault("log_interval", 1 if isinstance(model, OffPolicyAlgorithm) else 4)
     if remaining > 0:
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=reset, **learn_kwargs)
     return model

@@ -9,13 +9,14 @@ through the zoo's own continue-training path (``trained_agent``). Checkpoints ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from sb3_snn.pipeline.checkpoint import learn_resumable
+from sb3_snn.pipeline.checkpoint import CHECKPOINT, learn_resumable
 from sb3_snn.zoo.algos import install_algos
 
 
@@ -46,6 +47,7 @@ def train_from_zoo(
     checkpoint_every: int = 5_000,
     callback: MaybeCallback = None,
     device: str = "cpu",
+    **learn_kwargs: Any,
 ) -> BaseAlgorithm:
     """Train ``algo`` on ``env_id`` with the zoo config ``config``, checkpointing into ``folder``.
 
@@ -62,20 +64,17 @@ def train_from_zoo(
     :param checkpoint_every: checkpoint interval in environment steps
     :param callback: extra callbacks for ``learn``
     :param device: torch device
+    :param learn_kwargs: passed to ``learn`` (``progress_bar``, ``log_interval``)
     """
     install_algos()
     folder = Path(folder)
-    overrides = dict(hyperparams or {})
-
-    def make_model() -> BaseAlgorithm:
-        model, _ = _manager(algo, env_id, folder, config, n_timesteps, seed, overrides, tensorboard_log, "",
-                            device).setup_experiment()
-        return model
-
-    def load_model(path: Path) -> BaseAlgorithm:
-        model, _ = _manager(algo, env_id, folder, config, n_timesteps, seed, overrides, tensorboard_log, str(path),
-                            device).setup_experiment()
-        return model
-
-    return learn_resumable(make_model, load_model, n_timesteps, folder / "checkpoint", checkpoint_every,
-                           callback=callback)
+    checkpoint = folder / "checkpoint" / CHECKPOINT
+    # a resumed run goes through the zoo's own continue-training path, which loads the checkpoint
+    manager = _manager(algo, env_id, folder, config, n_timesteps, seed, dict(hyperparams or {}), tensorboard_log,
+                       str(checkpoint) if checkpoint.is_file() else "", device)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "zoo.log", "a") as log, contextlib.redirect_stdout(log):  # the zoo prints its settings
+        model, _ = manager.setup_experiment()
+    callbacks = list(manager.callbacks) + ([callback] if callback is not None else [])
+    return learn_resumable(lambda: model, lambda _: model, n_timesteps, folder / "checkpoint", checkpoint_every,
+                           callback=callbacks, **learn_kwargs)

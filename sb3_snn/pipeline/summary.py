@@ -1,0 +1,110 @@
+"""The pipeline's result: one table (printed and written) and three plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sb3_snn.pipeline.steps import ANN_MAC_PJ
+
+#: Measured power of the SDN paper's platforms (the paper's figures, for context).
+CONTEXT_POWER_W = {"RTX 2080 (SDN paper)": 64.0, "RTX 8000 (SDN paper)": 62.0, "Jetson NX (SDN paper)": 1.429,
+                   "NC64C chip (SDN paper)": 0.103}
+
+COLUMNS = ["agent", "kind", "score", "agreement", "size (KB)", "SynOps/action", "energy/action (µJ)"]
+
+
+def summary_rows(evaluation: list[dict[str, Any]], export: dict[str, Any] | None, teacher_macs: int | None) -> list[dict[str, Any]]:
+    """One row per agent: score, agreement with the teacher, size, SynOps and energy per action."""
+    exported = (export or {}).get("agents", {})
+    rows = []
+    for row in evaluation:
+        metrics = exported.get(row["agent"], {}).get("metrics", {})
+        energy = metrics.get("energy_per_action_uj")
+        if row["agent"] == "teacher" and teacher_macs:
+            energy = teacher_macs * ANN_MAC_PJ * 1e-6  # fp32 MACs, Horowitz 2014 (no memory traffic)
+        rows.append({
+            "agent": row["agent"],
+            "kind": row["kind"],
+            "score": f"{row['mean_score']:.1f} ± {row['std_score']:.1f}",
+            "agreement": round(row["agreement"], 4),
+            "size (KB)": round(row["parameter_bytes"] / 1000, 1),
+            "SynOps/action": metrics.get("synops_per_action", row.get("synops_per_action")),
+            "energy/action (µJ)": energy,
+        })
+    return rows
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as an aligned text table (``-`` for figures that do not apply)."""
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    cells = [[cell(row.get(column)) for column in COLUMNS] for row in rows]
+    widths = [max(len(column), *(len(r[i]) for r in cells)) for i, column in enumerate(COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def write_plots(out: Path, sweep: list[dict[str, Any]] | None, rows: list[dict[str, Any]], action_rate_hz: float) -> list[str]:
+    """Learning curves, conversion score vs T, energy per action per device; returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = out / "plots"
+    folder.mkdir(exist_ok=True)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for stage in ("teacher", "sdn", "cvtc"):
+        path = out / stage / "learning_curve.json"
+        if path.is_file():
+            curve = json.loads(path.read_text())
+            if curve:
+                ax.plot([p[0] for p in curve], [p[1] for p in curve], label=stage, alpha=0.8)
+    ax.set(xlabel="environment steps", ylabel="episode reward", title="Learning curves")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "learning_curves.png", dpi=100)
+    written.append("plots/learning_curves.png")
+    plt.close(fig)
+
+    if sweep:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for readout in sorted({r["readout"] for r in sweep if r["readout"] != "ann"}):
+            points = sorted((r["timesteps"], r["mean_score"]) for r in sweep if r["readout"] == readout)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"SNN, {readout} readout")
+        for r in sweep:
+            if r["readout"] == "ann":
+                ax.axhline(r["mean_score"], color="grey", linestyle="--", label="source ANN")
+        ax.set(xscale="log", xlabel="time steps T", ylabel="score", title="Converted policy: score vs T")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "conversion_score_vs_T.png", dpi=100)
+        written.append("plots/conversion_score_vs_T.png")
+        plt.close(fig)
+
+    labels, values = [], []
+    for row in rows:
+        if row.get("energy/action (µJ)"):
+            labels.append(f"{row['agent']} ({'fp32 ANN' if row['agent'] == 'teacher' else 'NC64C model'})")
+            values.append(row["energy/action (µJ)"])
+    for name, watts in CONTEXT_POWER_W.items():
+        labels.append(f"{name}, {action_rate_hz:g} actions/s")
+        values.append(watts / action_rate_hz * 1e6)  # power / rate = energy per action, idle included
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.barh(labels, values)
+    ax.set(xscale="log", xlabel="energy per action (µJ, log)", title="Energy per action by device")
+    fig.tight_layout()
+    fig.savefig(folder / "energy_per_action.png", dpi=100)
+    written.append("plots/energy_per_action.png")
+    plt.close(fig)
+    return written

@@ -1,0 +1,91 @@
+"""The whole pipeline, shortened: end to end, resumption after SIGKILL, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sb3_snn.pipeline.checkpoint import checkpoint_timesteps
+from sb3_snn.pipeline.stages import valid_record
+
+from conftest import ROOT, run_cli
+
+TINY = ROOT / "tests/data/tiny_pipeline.yml"
+
+
+def _pipeline(out: Path, config: Path = TINY, cwd: Path | None = None):
+    return run_cli(["-m", "sb3_snn", "pipeline", "--config", str(config), "--out", str(out)], cwd=cwd or out.parent)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    return out, _pipeline(out).stdout
+
+
+def test_end_to_end_prints_the_table_and_writes_results(finished):
+    out, stdout = finished
+    assert "agreement" in stdout and "energy/action" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["agent"] for row in summary["rows"]] == ["teacher", "sdn", "converted", "cvtc"]
+    for plot in ("learning_curves.png", "conversion_score_vs_T.png", "energy_per_action.png"):
+        assert (out / "plots" / plot).stat().st_size > 1000
+    assert {r["timesteps"] for r in summary["conversion_sweep"]} == {0, 8, 32}
+    for stage in ("teacher", "sdn", "conversion", "cvtc", "evaluation", "export"):
+        assert (out / stage / "stage.json").is_file(), stage
+    assert (out / "export/sdn_report.txt").read_text().startswith("backend: nc64c")
+    assert list((out / "tensorboard/CartPole-v1").glob("SDN_1/events.out.tfevents.*"))
+
+
+def test_rerun_skips_valid_stages_and_redoes_altered_ones(finished):
+    out, _ = finished
+    settings = json.loads((out / "evaluation/stage.json").read_text())["settings"]
+    assert valid_record(out / "evaluation", settings) is not None
+    report = out / "export/sdn_report.txt"
+    report.write_text(report.read_text() + "tampered\n")
+    stdout = _pipeline(out).stdout
+    assert "teacher: outputs valid, skipped" in stdout and "evaluation: outputs valid, skipped" in stdout
+    assert "export: outputs valid, skipped" not in stdout  # its output changed: it ran again
+    assert "tampered" not in report.read_text()
+
+
+def test_sigkill_mid_training_then_rerun_resumes(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["CartPole-v1"]["teacher"]["n_timesteps"] = 8000  # checkpoints every 800 steps
+    config_path = tmp_path / "pipeline.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sb3_snn", "pipeline", "--config", str(config_path), "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "teacher/checkpoint"
+    deadline = time.time() + 240
+    while checkpoint_timesteps(checkpoint) == 0 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = checkpoint_timesteps(checkpoint)
+    assert 0 < saved < 8000, "the run was not killed mid-training"
+    assert not (out / "teacher/stage.json").exists()
+    _pipeline(out, config_path)
+    summary = json.loads((out / "teacher/stage.json").read_text())["summary"]
+    assert summary["resumed_from_timestep"] >= saved  # at most one checkpoint interval lost
+    assert summary["n_timesteps"] >= 8000
+
+
+def test_same_seed_gives_identical_tables(finished, tmp_path):
+    out, _ = finished
+    again = tmp_path / "again"
+    _pipeline(again)
+    first = json.loads((out / "summary.json").read_text())
+    second = json.loads((again / "summary.json").read_text())
+    assert first["rows"] == second["rows"]
+    untimed = lambda sweep: [{k: v for k, v in row.items() if k != "seconds_per_action"} for row in sweep]  # noqa: E731
+    assert untimed(first["conversion_sweep"]) == untimed(second["conversion_sweep"])
