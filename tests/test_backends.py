@@ -87,7 +87,7 @@ def test_tampered_or_corrupted_artifact_is_refused(tmp_path, damage):
         match = "arrays.npz: checksum mismatch"
     elif damage == "json_value":
         document = json.loads(doc_path.read_text())
-        document["spec"]["weight_bits"] = 16
+        document["spec"]["weight_bits"] += 1  # any change to the document must be caught
         doc_path.write_text(json.dumps(document))
         match = "document was modified"
     elif damage == "description":

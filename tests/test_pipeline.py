@@ -36,6 +36,8 @@ def test_end_to_end_prints_the_table_and_writes_results(finished):
     assert "agreement" in stdout and "energy/action" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert [row["agent"] for row in summary["rows"]] == ["teacher", "sdn", "converted", "cvtc"]
+    energy = {row["agent"]: row["energy/action (µJ)"] for row in summary["rows"]}
+    assert energy["sdn"] > 0 and energy["converted"] > 0 and energy["teacher"] > 0
     for plot in ("learning_curves.png", "conversion_score_vs_T.png", "energy_per_action.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
     assert {r["timesteps"] for r in summary["conversion_sweep"]} == {0, 8, 32}

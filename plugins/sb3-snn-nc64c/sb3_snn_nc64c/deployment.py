@@ -83,9 +83,10 @@ class NC64CDeployment(Deployment):
         cores = ReportSection("cores", ["core", "layer", "patch", "neurons", "axons", "synapses", "memory KiB"], [
             [c.core, c.layer, c.patch, c.neurons, c.axons, c.synapses, c.memory_bits / 8192] for c in used
         ])
-        quant = ReportSection("quantisation", ["layer", "model", "threshold_q", "decay_q", "unit", "max|w_q|", "bias"], [
+        quant = ReportSection("quantisation", ["layer", "model", "threshold_q", "decay_q", "unit", "shift", "max|w_q|",
+                                               "bias"], [
             [q.name, q.model, _range(q.threshold), f"{q.decay}/2^{spec.leak_bits}",
-             _range(q.unit), int(np.abs(q.weight).max()),
+             _range(q.unit), _range(q.shift), int(np.abs(q.weight).max()),
              _range(q.bias)]
             for q in net.layers if q.kind != "flatten"
         ])
@@ -97,7 +98,12 @@ class NC64CDeployment(Deployment):
             "not from NC64C documentation; 'context' rows are measured figures from the SDN paper, not estimates",
             "energy ignores memory traffic outside the cores and the host CPU/FPGA",
         ]
-        return BackendReport("nc64c", describe_network(self.description), [summary, cores, quant, energy, spec_table], notes)
+        estimate = self._energy()
+        metrics = {"synops_per_action": estimate.synops, "energy_per_action_uj": estimate.energy_uj,
+                   "latency_us": estimate.latency_us, "power_w": estimate.power_w,
+                   "agreement": cal.get("agreement"), "cores": len(used)}
+        return BackendReport("nc64c", describe_network(self.description), [summary, cores, quant, energy, spec_table],
+                             notes, metrics)
 
     def _energy(self) -> EnergyEstimate:
         if self.energy is None:
@@ -137,13 +143,15 @@ class NC64CBackend(Backend):
         self.spec = (spec or ChipSpec()).with_overrides(**overrides)
 
     def compile(self, policy: Any, example_obs: np.ndarray, action_rate_hz: float = 50.0,
-                input_margin: float = 1.25, **overrides: Any) -> NC64CDeployment:
+                input_margin: float = 1.0, rounding: str = "error_feedback", **overrides: Any) -> NC64CDeployment:
         """Check fit, map to cores, quantise, simulate ``example_obs`` and estimate cost.
 
         :param policy: a spiking description, a spiking policy or a description folder
         :param example_obs: ``[batch, *input_shape]``: sets the input range and the activity behind the estimates
         :param action_rate_hz: actions per second for the power figure
-        :param input_margin: head-room on the observed input range
+        :param input_margin: head-room on the observed input range (values beyond it are clipped and counted)
+        :param rounding: ``"error_feedback"`` (weights rounded so the membrane error is small on
+            ``example_obs``) or ``"nearest"`` (see :mod:`sb3_snn_nc64c.quantize`)
         :param overrides: spec parameters for this compilation only
         :raises FitError: a layer does not fit (names the layer, resource and limit)
         :raises UnsupportedNetworkError: a neuron model / reset / encoding the chip cannot run
@@ -156,7 +164,7 @@ class NC64CBackend(Backend):
                              f"{description.input_shape}")
         check_fit(description, spec)
         mapping = map_network(description, spec)
-        network = quantize_network(description, spec, example_obs, margin=input_margin)
+        network = quantize_network(description, spec, example_obs, margin=input_margin, rounding=rounding)
         result = simulate_integer(network, example_obs)
         reference = reference_simulate(description, example_obs)
         calibration = {

@@ -1,20 +1,34 @@
 """Quantise: weights, biases, thresholds, leaks, resets and inputs to the spec's integer formats.
 
-Per neuron (per output channel of a conv), one membrane unit ``u`` (the float value of one membrane
-LSB) is chosen so that the threshold is an exact integer ``K`` and the neuron's largest incoming weight
-still fits the weight width (per-channel scaling; a spike carries no unit, so neurons may differ)::
+Per neuron (per output channel of a conv) the toolchain picks two units: the weight step ``u_w`` and
+the membrane step ``u = u_w / 2**shift`` (weights enter the membrane shifted left by ``shift``, at most
+``spec.weight_shift_bits``; a spike carries no unit, so neurons may differ)::
 
-    K   = floor(w_max * threshold / max|W_row|)   (at least 1; weights beyond w_max are clipped)
-    u   = threshold / K
-    w_q = round(W / u),  b_q = round(b / u),  threshold_q = K,  reset_q = round(reset_value / u)
+    K         = floor(w_max * 2**S * threshold / max|W_row|)   (capped so T + 1 worst-case currents fit)
+    u         = threshold / K                    (the threshold is exactly K membrane steps)
+    shift     = smallest s <= S with u * 2**s >= max|W_row| / w_max      u_w = u * 2**shift
+    w_q       = round(W / u_w) in [-w_max, w_max],  b_q = round(b / u),  threshold_q = K
 
-A non-spiking (readout) neuron has no threshold: ``u = max|W_row| / w_max``, and the readout converts its
-integer membrane back with ``u``. The decay becomes a fixed-point
-fraction ``d_q = round(decay * 2**leak_bits)`` applied as ``v <- (v * d_q + 2**(leak_bits-1)) >> leak_bits``
-(exact for ``decay = 1``). Analog inputs are quantised per input feature (linear) or channel (conv):
-``x_q = round(x / s)`` with ``s = max|x| / x_max`` over the calibration observations; ``s`` is folded into
-the first layer's weights (``W * s``), so the chip multiplies integers only. The bias is applied every
-step as a signed additive constant (PAICORE's additive leak plays this role).
+so each neuron's largest weight uses the full integer range while its threshold stays exact and its
+bias resolves ``2**shift`` times finer than a weight. A non-spiking (readout) neuron has no threshold:
+``u_w = max|W_row| / w_max``, and the readout converts its integer membrane back with ``u``.
+
+Rounding (``rounding="error_feedback"``, the default) does not round each weight independently: the
+layer's weights are rounded one input column after the other, and each rounding error is pushed onto
+the not-yet-rounded weights and finally the bias so that the error of the *membrane* stays small on
+the calibration data (second-order error feedback, as in optimal-brain-quantisation / GPTQ). The data
+term is ``H = sum_t f_t f_t^T`` over calibration samples, where ``f_t`` is the layer's input filtered
+by the neuron's decay (``f_t = decay * f_{t-1} + x_t``, a constant 1 appended for the bias): exactly
+the input-driven part of the membrane at step ``t``. A network's hidden activity lives on a
+low-dimensional set (a CartPole policy's on a 4-D one), so most of the rounding error can be moved
+where the data never looks. ``rounding="nearest"`` rounds independently (the ablation).
+
+The decay becomes a fixed-point fraction ``d_q = round(decay * 2**leak_bits)`` applied as
+``v <- (v * d_q + 2**(leak_bits-1)) >> leak_bits`` (exact for ``decay = 1``). Analog inputs are
+quantised per input feature (linear) or channel (conv): ``x_q = round(x / s)`` with
+``s = max|x| * margin / x_max`` over the calibration observations; ``s`` is folded into the first
+layer's weights (``W * s``), so the chip multiplies integers only. The bias is applied every step as a
+signed additive constant (PAICORE's additive leak plays this role).
 """
 
 from __future__ import annotations
@@ -23,10 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch as th
+from torch.nn import functional as F
 
 from sb3_snn.backends import Layer, SpikingDescription
 
 from sb3_snn_nc64c.spec import ChipSpec
+
+ROUNDINGS = ("error_feedback", "nearest")
 
 
 @dataclass
@@ -40,13 +58,14 @@ class QuantizedLayer:
     :param stride: conv stride
     :param padding: conv padding
     :param weight: integer weights (``None`` for flatten)
-    :param bias: integer bias per output (membrane units) or ``None``
+    :param bias: integer bias per output (membrane steps) or ``None``
     :param model: ``IF``, ``LIF``, ``nonspiking`` (``None`` for flatten)
     :param reset: ``subtract``, ``zero`` or ``none``
     :param threshold: integer threshold per output channel (``None`` for non-spiking)
     :param reset_value: integer membrane value after a spike per output channel (reset ``zero``)
     :param decay: fixed-point decay ``d_q`` (``2**leak_bits`` means no leak)
-    :param unit: float value of one membrane LSB, per output channel
+    :param unit: float value of one membrane step, per output channel
+    :param shift: per output channel, the left shift of ``W_q . x`` into the membrane (``None``: 0)
     :param clipped: weights that saturated at the weight width
     """
 
@@ -64,9 +83,10 @@ class QuantizedLayer:
     reset_value: np.ndarray | None = None
     decay: int = 1
     unit: np.ndarray | None = None
+    shift: np.ndarray | None = None
     clipped: int = 0
 
-    ARRAYS = ("weight", "bias", "threshold", "reset_value", "unit")
+    ARRAYS = ("weight", "bias", "threshold", "reset_value", "unit", "shift")
 
     def per_channel(self, values: np.ndarray) -> np.ndarray:
         """``values`` (one per output channel) shaped to broadcast against ``[batch, *output_shape]``."""
@@ -136,8 +156,119 @@ def _fold_input_scale(layer: Layer, scale: np.ndarray) -> np.ndarray:
     return layer.weight * scale[None, :, None, None]
 
 
+def _input_rows(layer: Layer, filtered: th.Tensor, bias_term: float) -> th.Tensor:
+    """Samples ``[n, fan_in + 1]`` of a layer's filtered input (im2col patches for a conv), bias term last."""
+    if layer.kind == "linear":
+        rows = filtered.reshape(len(filtered), -1)
+    else:
+        kh, kw = layer.weight.shape[2:]
+        patches = F.unfold(filtered, (kh, kw), padding=layer.padding, stride=layer.stride)  # [b, fan_in, L]
+        rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    return th.cat([rows, th.full((len(rows), 1), bias_term, dtype=rows.dtype)], dim=1)
+
+
+def calibration_statistics(description: SpikingDescription, obs: np.ndarray, input_scale: np.ndarray,
+                           max_rows: int = 8192, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per synaptic layer, ``H = sum f f^T`` of its decay-filtered input (bias term last) on calibration data.
+
+    Runs the float network with the reference semantics (see :mod:`sb3_snn.spiking.description`); the
+    first synaptic layer's input is taken in input LSBs (``x / input_scale``), matching its folded weights.
+
+    :param description: the float network
+    :param obs: calibration observations ``[batch, *input_shape]``
+    :param input_scale: the input scale folded into the first synaptic layer
+    :param max_rows: conv layers: at most this many patch rows per step enter ``H`` (a seeded sample)
+    :param seed: seeds that sample
+    """
+    rng = np.random.default_rng(seed)
+    x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
+    encoding = description.encoding
+    synaptic = [layer for layer in description.layers if layer.kind != "flatten"]
+    first = synaptic[0].name
+    scale = th.as_tensor(np.asarray(input_scale, dtype=np.float64))
+    hessians: dict[str, th.Tensor] = {}
+    filtered: dict[str, th.Tensor] = {}
+    bias_terms: dict[str, float] = {}
+    potentials: dict[str, th.Tensor] = {}
+    with th.no_grad():
+        for step in range(description.timesteps):
+            x = x_obs
+            if encoding.get("kind") == "frames":
+                per_frame = int(encoding.get("steps_per_frame", 1))
+                index = min(step // per_frame, int(encoding["n_frames"]) - 1)
+                x = x_obs.narrow(int(encoding.get("frame_axis", 0)) + 1, index, 1)
+            for layer in description.layers:
+                if layer.kind == "flatten":
+                    x = x.flatten(1)
+                    continue
+                neuron = layer.neuron
+                inp = x / scale.reshape(1, -1, *([1] * (x.dim() - 2))) if layer.name == first else x
+                f = filtered.get(layer.name)
+                filtered[layer.name] = f = inp if f is None else neuron.decay * f + inp
+                bias_terms[layer.name] = c = neuron.decay * bias_terms.get(layer.name, 0.0) + 1.0
+                rows = _input_rows(layer, f, c)
+                if len(rows) > max_rows:
+                    rows = rows[th.as_tensor(rng.choice(len(rows), max_rows, replace=False))]
+                hessians[layer.name] = hessians.get(layer.name, 0.0) + rows.T @ rows
+                weight = th.as_tensor(np.asarray(layer.weight), dtype=th.float64)
+                bias = None if layer.bias is None else th.as_tensor(np.asarray(layer.bias), dtype=th.float64)
+                current = (F.linear(x, weight, bias) if layer.kind == "linear"
+                           else F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding))
+                v = potentials.get(layer.name)
+                v = current if v is None else neuron.decay * v + current
+                if neuron.model == "nonspiking":
+                    potentials[layer.name] = x = v
+                    continue
+                spikes = (v >= neuron.threshold).to(v.dtype)
+                if neuron.reset == "subtract":
+                    v = v - neuron.threshold * spikes
+                elif neuron.reset == "zero":
+                    v = th.where(spikes.bool(), th.full_like(v, neuron.reset_value), v)
+                potentials[layer.name], x = v, spikes
+    return {name: h.numpy() for name, h in hessians.items()}
+
+
+def round_with_error_feedback(weight: np.ndarray, step: np.ndarray, w_max: int, bias: np.ndarray,
+                              bias_step: np.ndarray, hessian: np.ndarray, damping: float = 1e-3
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Round ``[weight | bias]`` row-wise to integer grids, feeding each rounding error forward.
+
+    Columns are rounded in order of decreasing ``H`` diagonal, the bias last; after rounding column
+    ``i`` the remaining columns move by the error times row ``i`` of the upper Cholesky factor of
+    ``H^-1`` (divided by its diagonal), which minimises ``(W - W_q) H (W - W_q)^T`` given the columns
+    already rounded. The bias (on the finer membrane grid) absorbs what is left.
+
+    :param weight: ``[out, fan_in]`` float weights
+    :param step: ``[out]`` weight step per row
+    :param w_max: largest integer weight magnitude
+    :param bias: ``[out]`` float bias (zeros when the layer has none)
+    :param bias_step: ``[out]`` bias (membrane) step per row
+    :param hessian: ``[fan_in + 1, fan_in + 1]`` from :func:`calibration_statistics`
+    :param damping: added to the diagonal, relative to its mean (keeps ``H`` invertible)
+    :returns: integer weights ``[out, fan_in]`` (not yet clipped to a dtype) and the bias in membrane steps
+    """
+    fan_in = weight.shape[1]
+    h = np.array(hessian, dtype=np.float64)
+    dead = np.diag(h) <= 0
+    h[dead, :], h[:, dead] = 0.0, 0.0
+    h[dead, dead] = 1.0
+    h[np.diag_indices_from(h)] += damping * float(np.mean(np.diag(h)))
+    order = np.concatenate([np.argsort(-np.diag(h)[:fan_in], kind="stable"), [fan_in]])
+    h = h[np.ix_(order, order)]
+    work = np.concatenate([weight, bias[:, None]], axis=1)[:, order].astype(np.float64)
+    upper = np.linalg.cholesky(np.linalg.inv(h)).T
+    q = np.zeros((len(work), fan_in))
+    for i in range(fan_in):
+        q[:, i] = np.clip(np.round(work[:, i] / step), -w_max, w_max)
+        error = (work[:, i] - q[:, i] * step) / upper[i, i]
+        work[:, i + 1:] -= error[:, None] * upper[i, i + 1:][None, :]
+    w_q = np.empty_like(q)
+    w_q[:, order[:fan_in]] = q
+    return w_q, np.round(work[:, fan_in] / bias_step)
+
+
 def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = None, input_peak: float = 1.0,
-                   timesteps: int = 1) -> QuantizedLayer:
+                   timesteps: int = 1, hessian: np.ndarray | None = None) -> QuantizedLayer:
     """Quantise one layer (``weight`` overrides ``layer.weight``, e.g. with the input scale folded in).
 
     :param layer: the float layer
@@ -145,7 +276,8 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
     :param weight: the float weights to quantise (default ``layer.weight``)
     :param input_peak: largest integer input (1 for spikes, ``x_max`` for analog input)
     :param timesteps: steps per action; ``K`` is capped so that ``timesteps + 1`` worst-case currents
-        cannot leave the membrane range (no saturation by construction)
+        (at twice the float weights' magnitude, room for the error feedback) cannot leave the membrane range
+    :param hessian: calibration statistics (:func:`calibration_statistics`); ``None`` rounds to nearest
     """
     common = dict(name=layer.name, kind=layer.kind, input_shape=layer.input_shape, output_shape=layer.output_shape,
                   stride=tuple(layer.stride), padding=tuple(layer.padding))
@@ -153,51 +285,67 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
         return QuantizedLayer(**common)
     neuron = layer.neuron
     w = np.asarray(layer.weight if weight is None else weight, dtype=np.float64)
-    peak = np.abs(w.reshape(len(w), -1)).max(axis=1)
+    rows = w.reshape(len(w), -1)
+    peak = np.abs(rows).max(axis=1)
     peak = np.where(peak > 0, peak, 1.0)
-    w_max = spec.weight_max
+    w_max, top = spec.weight_max, spec.membrane_range[1]
+    bias = np.zeros(len(w)) if layer.bias is None else np.asarray(layer.bias, dtype=np.float64)
+    # worst-case |current| per step: every input at its peak, weights up to twice their float size
+    worst = 2.0 * np.abs(rows).sum(axis=1) * input_peak + np.abs(bias)
+    fine = peak / (w_max * 2.0**spec.weight_shift_bits)  # the finest membrane step the shift allows
+    floor = worst * (timesteps + 1) / top  # the finest membrane step that cannot saturate
     if neuron.model == "nonspiking":
-        unit, threshold = peak / w_max, None
+        unit, threshold = np.maximum(fine, floor), None
     else:
-        k = np.floor(w_max * neuron.threshold / peak * (1 + 1e-12))
-        # worst case |current| in threshold units: every input at its peak, plus the bias
-        bias = np.zeros(len(w)) if layer.bias is None else np.abs(np.asarray(layer.bias, dtype=np.float64))
-        worst = (np.abs(w.reshape(len(w), -1)).sum(axis=1) * input_peak + bias) / neuron.threshold
-        cap = np.floor(spec.membrane_range[1] / ((timesteps + 1) * np.maximum(worst, 1e-30)))
-        k = np.clip(np.minimum(k, cap), 1, None).astype(np.int64)
+        k = np.floor(neuron.threshold / np.maximum(fine, floor) * (1 + 1e-12))
+        k = np.clip(k, 1, top).astype(np.int64)
         unit, threshold = neuron.threshold / k, k
-    raw = np.round(w / unit.reshape(-1, *([1] * (w.ndim - 1))))
+    shift = np.clip(np.ceil(np.log2(peak / (w_max * unit)) - 1e-9), 0, spec.weight_shift_bits).astype(np.int64)
+    step = unit * 2.0**shift
+    if hessian is None:
+        raw, b_q = np.round(rows / step[:, None]), np.round(bias / unit)
+    else:
+        raw, b_q = round_with_error_feedback(rows, step, w_max, bias, unit, hessian)
     clipped = int((np.abs(raw) > w_max).sum())
-    w_q = np.clip(raw, -w_max, w_max).astype(_smallest_int(spec.weight_bits))
+    w_q = np.clip(raw, -w_max, w_max).reshape(w.shape).astype(_smallest_int(spec.weight_bits))
     low, high = spec.membrane_range
-    b_q = None if layer.bias is None else np.clip(np.round(np.asarray(layer.bias) / unit), low, high).astype(np.int64)
+    b_q = None if layer.bias is None and hessian is None else np.clip(b_q, low, high).astype(np.int64)
     return QuantizedLayer(
         **common, weight=w_q, bias=b_q, model=neuron.model, reset=neuron.reset, threshold=threshold,
         reset_value=np.round(neuron.reset_value / unit).astype(np.int64),
-        decay=int(round(neuron.decay * 2 ** spec.leak_bits)), unit=unit, clipped=clipped,
+        decay=int(round(neuron.decay * 2 ** spec.leak_bits)), unit=unit, shift=shift, clipped=clipped,
     )
 
 
 def quantize_network(description: SpikingDescription, spec: ChipSpec, calibration_obs: np.ndarray | None = None,
-                     margin: float = 1.0, input_scale: np.ndarray | None = None) -> QuantizedNetwork:
+                     margin: float = 1.0, input_scale: np.ndarray | None = None,
+                     rounding: str = "error_feedback") -> QuantizedNetwork:
     """Quantise every layer; the first synaptic layer gets the input scale folded into its weights.
 
     :param description: the float network
     :param spec: the chip
-    :param calibration_obs: observations ``[batch, *input_shape]`` that set the input range
+    :param calibration_obs: observations ``[batch, *input_shape]`` that set the input range and the
+        statistics of the error feedback
     :param margin: head-room factor on the observed input range
     :param input_scale: a given input scale instead of a calibrated one
+    :param rounding: ``"error_feedback"`` (needs ``calibration_obs``) or ``"nearest"``
     """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
     if input_scale is None:
         if calibration_obs is None:
             raise ValueError("quantize_network needs calibration_obs or input_scale")
         input_scale = calibrate_input(description, calibration_obs, spec, margin)
+    input_scale = np.asarray(input_scale, dtype=np.float64)
+    hessians: dict[str, np.ndarray] = {}
+    if rounding == "error_feedback":
+        if calibration_obs is None:
+            raise ValueError("rounding='error_feedback' needs calibration_obs")
+        hessians = calibration_statistics(description, calibration_obs, input_scale)
     layers, first = [], True
     for layer in description.layers:
-        weight = None
+        weight, peak = None, 1.0
         if first and layer.kind != "flatten":
-            weight, first = _fold_input_scale(layer, input_scale), False
-            layers.append(quantize_layer(layer, spec, weight, spec.input_max, description.timesteps))
-            continue
-        layers.append(quantize_layer(layer, spec, weight, 1.0, description.timesteps))
-    return QuantizedNetwork(layers, np.asarray(input_scale, dtype=np.float64), spec, description)
+            weight, peak, first = _fold_input_scale(layer, input_scale), spec.input_max, False
+        layers.append(quantize_layer(layer, spec, weight, peak, description.timesteps, hessians.get(layer.name)))
+    return QuantizedNetwork(layers, input_scale, spec, description)

@@ -3,7 +3,7 @@
 Per step ``t`` and layer (all integers; ``>>`` rounds half up as the leak unit is assumed to)::
 
     v = (v * d_q + 2**(leak_bits-1)) >> leak_bits     (skipped when d_q == 2**leak_bits: no leak)
-    v = saturate(v + W_q . x + b_q)                  (x: integer inputs, or 0/1 spikes)
+    v = saturate(v + (W_q . x << shift) + b_q)       (x: integer inputs, or 0/1 spikes; shift per neuron)
     s = v >= threshold_q
     v = v - threshold_q * s   |   v = reset_q where s   (reset "subtract" | "zero")
 
@@ -47,50 +47,73 @@ class IntegerResult:
         return self.outputs.argmax(axis=1)
 
 
-def quantize_inputs(network: QuantizedNetwork, obs: np.ndarray) -> tuple[np.ndarray, int]:
-    """Observations as integers (per-feature or per-channel scale); returns ``(x_q, clipped)``.
+def scaled_inputs(network: QuantizedNetwork, obs: np.ndarray) -> tuple[np.ndarray, int]:
+    """Observations in input LSBs (per-feature or per-channel scale), clipped to the input range.
+
+    Returns ``(z, clipped)``: ``z`` is not rounded yet (the input encoder rounds it, see
+    :func:`encode_input`); ``clipped`` counts values that rounded beyond the input range.
 
     :param network: the quantised network
     :param obs: ``[batch, *input_shape]`` float observations
     """
     obs = np.asarray(obs, dtype=np.float64)
-    x = first_layer_inputs(network.description, obs) if network.description.encoding.get("kind") != "frames" else obs
+    encoding = network.description.encoding
     first = next(layer for layer in network.layers if layer.kind != "flatten")
     scale = network.input_scale
-    if network.description.encoding.get("kind") == "frames":
+    if encoding.get("kind") == "frames":
         # keep the stack; scale each frame's elements as the first layer sees them
         shape = obs.shape
-        frame_axis = int(network.description.encoding.get("frame_axis", 0)) + 1
-        moved = np.moveaxis(obs, frame_axis, 1).reshape(shape[0], shape[frame_axis], -1)
+        frame_axis = int(encoding.get("frame_axis", 0)) + 1
+        moved = np.moveaxis(obs, frame_axis, 1)
+        flat = moved.reshape(shape[0], shape[frame_axis], -1)
         if first.kind == "linear":
-            raw = np.round(moved / scale.reshape(1, 1, -1))
+            z = flat / scale.reshape(1, 1, -1)
         else:
-            raw = np.round(moved.reshape(shape[0], shape[frame_axis], scale.size, -1) / scale.reshape(1, 1, -1, 1))
-        q = network.spec.input_max
-        clipped = int((np.abs(raw) > q).sum())
-        raw = np.clip(raw, -q, q).reshape(np.moveaxis(obs, frame_axis, 1).shape)
-        return np.moveaxis(raw, 1, frame_axis).astype(np.int64), clipped
-    if first.kind == "linear":
-        raw = np.round(x / scale.reshape(1, -1))
+            z = flat.reshape(shape[0], shape[frame_axis], scale.size, -1) / scale.reshape(1, 1, -1, 1)
+        z = np.moveaxis(z.reshape(moved.shape), 1, frame_axis)
     else:
-        raw = np.round(x / scale.reshape(1, -1, *([1] * (x.ndim - 2))))
+        x = first_layer_inputs(network.description, obs)
+        z = x / scale.reshape(1, -1, *([1] * (x.ndim - 2)))
     q = network.spec.input_max
-    clipped = int((np.abs(raw) > q).sum())
-    return np.clip(raw, -q, q).astype(np.int64), clipped
+    clipped = int((np.abs(np.round(z)) > q).sum())
+    return np.clip(z, -q, q), clipped
 
 
-def _step_input(network: QuantizedNetwork, x_q: np.ndarray, step: int) -> np.ndarray:
+def quantize_inputs(network: QuantizedNetwork, obs: np.ndarray) -> tuple[np.ndarray, int]:
+    """Observations as integers, rounded to nearest (the ``"hold"`` input); returns ``(x_q, clipped)``.
+
+    :param network: the quantised network
+    :param obs: ``[batch, *input_shape]`` float observations
+    """
+    z, clipped = scaled_inputs(network, obs)
+    return np.round(z).astype(np.int64), clipped
+
+
+def encode_input(network: QuantizedNetwork, z: np.ndarray, step: int) -> np.ndarray:
+    """The integer input the board feeds at ``step`` (0-based) from scaled observations ``z``.
+
+    ``spec.input_encoding == "hold"``: ``round(z)`` every step. ``"sigma_delta"``: the rounding error
+    is carried to the next step (first-order sigma-delta), ``round((k+1) z) - round(k z)`` at the
+    ``k``-th step the value is shown, so ``k`` steps sum to ``round(k z)``: within one LSB of the
+    exact total, where holding a rounded value drifts by up to ``k / 2`` LSBs.
+
+    :param network: the quantised network
+    :param z: from :func:`scaled_inputs`
+    :param step: the time step
+    """
     encoding = network.description.encoding
-    if encoding.get("kind") != "frames":
-        return x_q
-    frames, per_frame = int(encoding["n_frames"]), int(encoding.get("steps_per_frame", 1))
-    axis = int(encoding.get("frame_axis", 0)) + 1
-    index = min(step // per_frame, frames - 1)
-    return np.take(x_q, [index], axis=axis)
+    k = step
+    if encoding.get("kind") == "frames":
+        frames, per_frame = int(encoding["n_frames"]), int(encoding.get("steps_per_frame", 1))
+        index = min(step // per_frame, frames - 1)
+        z, k = np.take(z, [index], axis=int(encoding.get("frame_axis", 0)) + 1), step - index * per_frame
+    if network.spec.input_encoding == "hold":
+        return np.round(z).astype(np.int64)
+    return (np.floor((k + 1) * z + 0.5) - np.floor(k * z + 0.5)).astype(np.int64)
 
 
 def integer_current(layer: QuantizedLayer, x: np.ndarray) -> np.ndarray:
-    """``W_q . x + b_q`` in integers (``x``: ``[batch, *input_shape]`` integers).
+    """``(W_q . x << shift) + b_q`` in integers (``x``: ``[batch, *input_shape]`` integers).
 
     :param layer: a quantised layer
     :param x: integer input
@@ -106,6 +129,8 @@ def integer_current(layer: QuantizedLayer, x: np.ndarray) -> np.ndarray:
         out = F.conv2d(th.from_numpy(x.astype(np.float64)), th.from_numpy(layer.weight.astype(np.float64)),
                        stride=layer.stride, padding=layer.padding)
         current = out.numpy().round().astype(np.int64)
+    if layer.shift is not None and np.any(layer.shift):
+        current = current << layer.shift.astype(np.int64).reshape(-1, *([1] * (current.ndim - 2)))
     if layer.bias is not None:
         current = current + layer.bias.reshape(-1, *([1] * (current.ndim - 2)))
     return current
@@ -118,8 +143,8 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
     :param obs: ``[batch, *input_shape]``
     """
     description, spec = network.description, network.spec
-    x_q, clipped = quantize_inputs(network, obs)
-    batch, steps = x_q.shape[0], description.timesteps
+    z, clipped = scaled_inputs(network, obs)
+    batch, steps = z.shape[0], description.timesteps
     low, high = spec.membrane_range
     one, half = 2**spec.leak_bits, (2 ** (spec.leak_bits - 1) if spec.leak_bits else 0)
     v: dict[str, np.ndarray] = {}
@@ -128,7 +153,7 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
     summed: np.ndarray | None = None
     last = network.layers[-1]
     for step in range(steps):
-        x = _step_input(network, x_q, step)
+        x = encode_input(network, z, step)
         for layer in network.layers:
             current = integer_current(layer, x)
             if layer.model is None:

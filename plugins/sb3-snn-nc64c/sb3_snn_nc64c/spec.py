@@ -13,16 +13,27 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 FACT, ASSUMPTION = "fact", "assumption"
+INPUT_ENCODINGS = ("sigma_delta", "hold")
 
 #: parameter -> (fact | assumption, source / reason)
 PROVENANCE: dict[str, tuple[str, str]] = {
     "n_cores": (FACT, "64 programmable cores (SDN paper; PKU NC64C)"),
     "neurons_per_core": (ASSUMPTION, "PAICORE: 512 neurons per core in SNN mode"),
     "axons_per_core": (ASSUMPTION, "PAICORE: fan-in of 1152 axons per core (a core is an axons x neurons crossbar)"),
-    "weight_bits": (ASSUMPTION, "PAICORE: 1/2/4/8-bit weights; NC64C's compressed weight format is not public"),
+    "weight_bits": (ASSUMPTION, "NC64C's 'scheme for weights of higher precision' (details not public), modelled as "
+                    "16-bit weights (e.g. two 8-bit slices; PAICORE: 1/2/4/8 bits): 8 bits gives 0.93 agreement on a "
+                    "converted CartPole DQN and 0.92 on an SDN student, 16 bits >= 0.99 (docs/hardware.md)"),
     "membrane_bits": (ASSUMPTION, "PAICORE: 30-bit signed membrane"),
-    "input_bits": (ASSUMPTION, "analog observations quantised to signed integers by the board (CPU + FPGA)"),
-    "leak_bits": (ASSUMPTION, "multiplicative leak v <- (v * d) >> leak_bits; NC64C's leak format is not public "
+    "weight_shift_bits": (ASSUMPTION, "Loihi: a weight mantissa enters the membrane scaled by 2^(6 + exponent) and the "
+                          "threshold is a per-neuron mantissa x 2^6, so membrane, threshold and bias keep 6 bits "
+                          "below the weight LSB; NC64C's 'scheme for weights of higher precision' is not public"),
+    "input_bits": (ASSUMPTION, "analog observations quantised to 12-bit signed integers by the board (CPU + FPGA); "
+                   "8 bits costs 1-5 % agreement on the CartPole policies (docs/hardware.md)"),
+    "input_encoding": (ASSUMPTION, "the board (CPU + FPGA) feeds each step's integer input with the previous steps' "
+                       "rounding error carried over (first-order sigma-delta), so T steps sum to the input within "
+                       "one LSB; 'hold' repeats the rounded value"),
+    "leak_bits": (ASSUMPTION, "multiplicative leak v <- (v * d) >> leak_bits with a 12-bit d (Loihi's decay is a 12-bit "
+                  "fraction); NC64C's leak format is not public "
                   "(PAICORE's additive leak cannot express a proportional decay)"),
     "reset_modes": (ASSUMPTION, "PAICORE: hard (to a value) and soft (subtract threshold) reset"),
     "clock_mhz": (ASSUMPTION, "typical of digital neuromorphic cores (Tianjic 300 MHz; TrueNorth asynchronous)"),
@@ -45,7 +56,11 @@ class ChipSpec:
     :param axons_per_core: distinct inputs (axons) one core receives: the fan-in limit of a neuron
     :param weight_bits: signed weight width
     :param membrane_bits: signed membrane (and threshold, bias) width; the membrane saturates
+    :param weight_shift_bits: weights are added to the membrane shifted left by up to this many bits (chosen
+        per neuron), so the per-neuron threshold, the bias and the membrane resolve finer than one weight step
     :param input_bits: signed width of analog inputs (observations fed as currents)
+    :param input_encoding: how the board turns a scaled observation into per-step integers: ``"sigma_delta"``
+        (rounding error carried to the next step) or ``"hold"`` (the rounded value every step)
     :param leak_bits: fraction bits of the multiplicative decay ``d`` (``v <- (v * d) >> leak_bits``)
     :param reset_modes: resets the neurons support (``"subtract"``, ``"zero"``)
     :param clock_mhz: core clock
@@ -61,10 +76,12 @@ class ChipSpec:
     n_cores: int = 64
     neurons_per_core: int = 512
     axons_per_core: int = 1152
-    weight_bits: int = 8
+    weight_bits: int = 16
     membrane_bits: int = 30
-    input_bits: int = 8
-    leak_bits: int = 8
+    weight_shift_bits: int = 6
+    input_bits: int = 12
+    input_encoding: str = "sigma_delta"
+    leak_bits: int = 12
     reset_modes: tuple[str, ...] = ("subtract", "zero")
     clock_mhz: float = 100.0
     ops_per_cycle: int = 1
@@ -84,6 +101,10 @@ class ChipSpec:
         for key in ("weight_bits", "membrane_bits", "input_bits"):
             if not 2 <= int(getattr(self, key)) <= 62:
                 raise ValueError(f"ChipSpec.{key} must be in 2..62, got {getattr(self, key)}")
+        if self.input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"ChipSpec.input_encoding must be one of {INPUT_ENCODINGS}, got {self.input_encoding!r}")
+        if not 0 <= self.weight_shift_bits <= 24:
+            raise ValueError(f"ChipSpec.weight_shift_bits must be in 0..24, got {self.weight_shift_bits}")
         if not 0 <= self.leak_bits <= 30:
             raise ValueError(f"ChipSpec.leak_bits must be in 0..30, got {self.leak_bits}")
         if self.membrane_bits + self.leak_bits > 62:
