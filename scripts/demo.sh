@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The README's main command: install, then train Double DQN on CartPole-v1 from the zoo config and
-# evaluate it over 10 episodes (logs in ./logs, TensorBoard in ./tb).
+# The README's main command: install, then run the whole pipeline on CartPole-v1 (CPU, ~10 min on
+# 2 cores): train a DQN teacher -> distil an SDN student -> convert the teacher to an IF network ->
+# train a CVTC agent with DDQN -> evaluate all four -> export the spiking ones to the NC64C model ->
+# print one table, write it with plots to results/CartPole-v1. Extra arguments go to
+# `sb3-snn pipeline` (e.g. --env PongNoFrameskip-v4 --teacher ../shared/fixtures/ppo_pong/ppo_pong.zip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-.venv/bin/sb3-snn train --algo ddqn --env CartPole-v1 -conf zoo_configs/ddqn.yml -tb tb --seed 0 --num-threads 1
-.venv/bin/sb3-snn evaluate --algo ddqn --env CartPole-v1 -f logs --episodes 10 --json results/ddqn_cartpole_eval.json
+exec .venv/bin/sb3-snn pipeline "$@"

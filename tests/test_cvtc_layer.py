@@ -30,9 +30,9 @@ def simulate_first_spike(t_in: np.ndarray, w: np.ndarray, beta: float) -> float:
     return t[k - 1] + DT * (1 - v[k - 1]) / (v[k] - v[k - 1])
 
 
-def _check_against_ode(z: th.Tensor, w: th.Tensor, beta: float, mostafa: bool = False) -> tuple[int, int]:
+def _check_against_ode(z: th.Tensor, w: th.Tensor, beta: float, mostafa: bool = False, method: str = "fast") -> tuple[int, int]:
     """Compare every (sample, neuron) with the ODE; returns (strict-subset cases, never-fire cases)."""
-    z_out, info = cvtc_spike_times(z, w, beta=beta, mostafa=mostafa)
+    z_out, info = cvtc_spike_times(z, w, beta=beta, mostafa=mostafa, method=method)
     strict, never = 0, 0
     for b in range(z.shape[0]):
         for j in range(w.shape[0]):
@@ -47,7 +47,7 @@ def _check_against_ode(z: th.Tensor, w: th.Tensor, beta: float, mostafa: bool = 
     return strict, never
 
 
-@pytest.mark.parametrize("method", ["auto", "scan"])
+@pytest.mark.parametrize("method", ["fast", "auto", "scan"])
 def test_matches_ode_random(method: str) -> None:
     gen = th.Generator().manual_seed(0)
     z = th.exp(th.rand(6, 8, generator=gen, dtype=th.float64) * 3)  # t_i in [0, 3]
@@ -55,45 +55,78 @@ def test_matches_ode_random(method: str) -> None:
     z_out, _ = cvtc_spike_times(z, w, beta=1e-3, method=method)
     z_scan, _ = cvtc_spike_times(z, w, beta=1e-3, method="scan")
     assert th.allclose(z_out, z_scan)
-    strict, _ = _check_against_ode(z, w, 1e-3)
+    strict, _ = _check_against_ode(z, w, 1e-3, method=method)
     assert strict >= 5  # the causal set is a strict subset of the inputs in several cases
 
 
-def test_matches_ode_when_no_input_suffices() -> None:
+@pytest.mark.parametrize("method", ["fast", "auto"])
+def test_matches_ode_when_no_input_suffices(method: str) -> None:
     # weights summing below 1: Mostafa never fires, the beta term makes the neuron fire after every input
     z = th.exp(th.tensor([[0.5, 1.0, 2.0, 2.5]], dtype=th.float64))
     w = th.tensor([[0.2, 0.1, -0.1, 0.3], [0.1, 0.1, 0.1, 0.1]], dtype=th.float64)
-    _check_against_ode(z, w, 1e-3)
-    z_out, info = cvtc_spike_times(z, w, beta=1e-3)
+    _check_against_ode(z, w, 1e-3, method=method)
+    z_out, info = cvtc_spike_times(z, w, beta=1e-3, method=method)
     assert info.beta_only.all() and (z_out > z.max()).all()
     # inputs after 1/beta (t = 6.9): the beta term alone fires first, at exactly z = 1/beta
     late = th.exp(th.tensor([[7.5, 8.0]], dtype=th.float64))
-    z_out, _ = cvtc_spike_times(late, th.tensor([[2.0, 2.0]], dtype=th.float64), beta=1e-3)
+    z_out, _ = cvtc_spike_times(late, th.tensor([[2.0, 2.0]], dtype=th.float64), beta=1e-3, method=method)
     assert z_out.item() == pytest.approx(1e3)
-    _check_against_ode(late, th.tensor([[2.0, 2.0]], dtype=th.float64), 1e-3)
+    _check_against_ode(late, th.tensor([[2.0, 2.0]], dtype=th.float64), 1e-3, method=method)
 
 
-def test_mostafa_matches_ode_and_never_fires_finite() -> None:
+@pytest.mark.parametrize("method", ["fast", "auto"])
+def test_mostafa_matches_ode_and_never_fires_finite(method: str) -> None:
     gen = th.Generator().manual_seed(1)
     z = th.exp(th.rand(5, 6, generator=gen, dtype=th.float64) * 2)
     w = th.randn(8, 6, generator=gen, dtype=th.float64) * 0.6 + 0.2
-    strict, never = _check_against_ode(z, w, 1e-3, mostafa=True)
+    strict, never = _check_against_ode(z, w, 1e-3, mostafa=True, method=method)
     assert never > 0 and strict > 0
-    z_out, _ = cvtc_spike_times(z, w, beta=0.0)  # beta = 0 is the same equation
+    z_out, _ = cvtc_spike_times(z, w, beta=0.0, method=method)  # beta = 0 is the same equation
     assert th.isfinite(z_out).all()
-    assert th.equal(z_out, cvtc_spike_times(z, w, beta=1e-3, mostafa=True)[0])
+    assert th.equal(z_out, cvtc_spike_times(z, w, beta=1e-3, mostafa=True, method=method)[0])
 
 
 def test_gradcheck_away_from_boundaries() -> None:
     gen = th.Generator().manual_seed(2)
     z = th.exp(th.rand(3, 5, generator=gen, dtype=th.float64) * 2).requires_grad_()
     w = (th.randn(4, 5, generator=gen, dtype=th.float64) * 0.5 + 0.4).requires_grad_()
-    for beta, mostafa, method in [(1e-3, False, "auto"), (1e-3, False, "scan"), (1e-2, False, "auto"), (1e-3, True, "scan")]:
+    cases = [(1e-3, False, "auto"), (1e-3, False, "scan"), (1e-2, False, "auto"), (1e-3, True, "scan"),
+             (1e-3, False, "fast"), (1e-2, False, "fast"), (1e-3, True, "fast")]
+    for beta, mostafa, method in cases:
         z_out, _ = cvtc_spike_times(z, w, beta=beta, mostafa=mostafa, method=method)
         # away from set boundaries: no output spike within 1e-3 of an input spike
         gaps = (z_out.detach().unsqueeze(-1) - z.detach().unsqueeze(1)).abs()
         assert gaps.min() > 1e-3
         assert th.autograd.gradcheck(lambda z_, w_: cvtc_spike_times(z_, w_, beta, mostafa, method=method)[0], (z, w))
+
+
+@pytest.mark.parametrize("mostafa", [False, True])
+def test_fast_function_gradcheck_every_pair_scanned(mostafa: bool) -> None:
+    # positive weights: the bound settles no pair, so CVTCFunction takes its dense [out, batch, in] path
+    gen = th.Generator().manual_seed(3)
+    z = th.exp(th.rand(3, 6, generator=gen, dtype=th.float64) * 2).requires_grad_()
+    w = (th.rand(4, 6, generator=gen, dtype=th.float64) * 0.5 + 0.3).requires_grad_()
+    z_out, info = cvtc_spike_times(z, w, beta=1e-3, mostafa=mostafa, method="fast")
+    assert info.scanned == 1.0 and (z_out.detach().unsqueeze(-1) - z.detach().unsqueeze(1)).abs().min() > 1e-3
+    assert (z.detach().unsqueeze(1) > z_out.detach().unsqueeze(-1)).any()  # some causal sets are strict subsets
+    assert th.autograd.gradcheck(lambda z_, w_: cvtc_spike_times(z_, w_, 1e-3, mostafa, method="fast")[0], (z, w))
+
+
+def test_fast_matches_autograd_on_cartpole_network() -> None:
+    # float32, the paper's CartPole shape: first layer settled by the bound, output layer scanned
+    gen = th.Generator().manual_seed(4)
+    z = PopulationEncoder.preset("cartpole")(th.randn(16, 4, generator=gen) * 0.3)
+    w1 = th.randn(200, 80, generator=gen) * 5 / 80 + 1.5 / 80
+    w2 = th.randn(2, 200, generator=gen) * 5 / 200 + 1.5 / 200
+    results = {}
+    for method in ("fast", "scan"):
+        p1, p2 = w1.clone().requires_grad_(), w2.clone().requires_grad_()
+        hidden, _ = cvtc_spike_times(z, p1, method=method)
+        out, info = cvtc_spike_times(hidden, p2, method=method)
+        (out * th.tensor([1.0, -0.5])).sum().backward()
+        results[method] = (out.detach(), p1.grad, p2.grad, info.scanned)
+    for fast, scan in zip(results["fast"][:3], results["scan"][:3]):
+        assert th.allclose(fast, scan, rtol=1e-4, atol=1e-4 * scan.abs().max().item())
 
 
 def test_layer_module_batches_and_never_nan() -> None:

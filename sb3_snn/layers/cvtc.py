@@ -22,14 +22,19 @@ end of the window in which the beta-trained neuron would have fired from the bet
 zero gradient. Inputs must be positive (z = exp(t) > 0).
 
 Speed: the exact scan over all sorted prefixes touches [batch, out, in] values (hundreds of times
-an MLP on CPU). :func:`cvtc_spike_times` scans only where it must: a bound from two matrix products proves
+an MLP on CPU). :func:`cvtc_spike_times` scans only where it must: a bound from one matrix product proves
 for most (sample, neuron) pairs that V stays below 1 until the last input (then C is every input and
 W_C, N_C come from a GEMM); only the other pairs are scanned. The result is exact either way.
+The default ``method="fast"`` runs this forward pass without autograd (:class:`CVTCFunction`) and
+computes the backward pass from the implicit derivatives of Eq. 9 restricted to the causal set
+(two GEMMs plus a masked correction for the scanned pairs); ``"auto"`` is the same algorithm through
+autograd and ``"scan"`` the straightforward batched scan, both kept as references.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -39,8 +44,9 @@ from torch.nn import functional as F
 #: beta of every CVTC layer in the paper's code.
 DEFAULT_BETA = 1e-3
 
-#: Methods of :func:`cvtc_spike_times`: ``"auto"`` (bound + partial scan) or ``"scan"`` (scan everything).
-METHODS = ("auto", "scan")
+#: Methods of :func:`cvtc_spike_times`: ``"fast"`` (bound + partial scan, custom backward; default),
+#: ``"auto"`` (the same through autograd) or ``"scan"`` (scan everything through autograd).
+METHODS = ("fast", "auto", "scan")
 
 
 class CVTCInfo(NamedTuple):
@@ -82,6 +88,26 @@ def _sort_rows(z: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
     return z.gather(1, order), order
 
 
+def _sort_rows_padded(z: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """Each row of positive ``z [batch, in]`` sorted between a leading 0 and a trailing +inf.
+
+    :return: ``z_padded [batch, in + 2]`` and ``order [batch, in + 2]``: the column of every sorted value,
+        ``in`` for the leading 0 and ``in + 1`` for the trailing +inf
+    """
+    batch, n_in = z.shape
+    if z.device.type != "cpu" or z.dtype != th.float32 or n_in + 2 >= 2**31:
+        z_sorted, order = z.sort(dim=1)
+        zero, inf = z.new_zeros(batch, 1), z.new_full((batch, 1), math.inf)
+        order = th.cat([order.new_full((batch, 1), n_in), order, order.new_full((batch, 1), n_in + 1)], dim=1)
+        return th.cat([zero, z_sorted, inf], dim=1), order
+    # one NumPy sort of int64 keys (float bits above, column below) with the two sentinels included
+    bits = F.pad(z.contiguous().view(th.int32), (1, 1), value=0)
+    bits[:, -1] = 0x7F800000  # +inf
+    keys = (bits.to(th.int64) << 32) | _sentinel_columns(n_in)  # columns: in, 0..in-1, in+1
+    keys = th.from_numpy(np.sort(keys.numpy(), axis=1))
+    return (keys >> 32).to(th.int32).view(th.float32), keys & 0xFFFFFFFF
+
+
 def _scan_prefixes(
     z_sorted: th.Tensor, weight_sorted: th.Tensor, beta: float
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -107,13 +133,167 @@ def _scan_prefixes(
     return w_prefix.gather(1, k).squeeze(1), n_prefix.gather(1, k).squeeze(1), fired
 
 
+class _FastState(NamedTuple):
+    """What :func:`_fast_forward` leaves for the backward pass and for :class:`CVTCInfo`."""
+
+    z_out: th.Tensor  # [batch, out]
+    inv_d: th.Tensor  # [batch, out], 1 / (2 beta z_out + W_C - 1): dz/dN_C (0 where the neuron never fires)
+    rows: th.Tensor  # [pairs] sample of every scanned (sample, neuron) pair
+    cols: th.Tensor  # [pairs] neuron of every scanned pair
+    threshold: th.Tensor  # [pairs] first non-causal input time (+inf: every input is causal)
+    dense: bool  # every pair was scanned: rows/cols enumerate neuron-major, threshold is [out, batch]
+    fired: th.Tensor  # [batch, out]
+    beta_only: th.Tensor  # [batch, out]
+    scanned: float
+
+
+def _first_crossing(
+    z_padded: th.Tensor, weight_padded: th.Tensor, beta: float
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """Causal sets by the prefix scan, without autograd.
+
+    :param z_padded: ``[..., in + 2]`` input times in arrival order between a leading 0 and a trailing +inf
+    :param weight_padded: ``[..., in + 1]`` the weights in the same order after a leading 0 (broadcasts
+        with ``z_padded``)
+    :param beta: beta (0 for Mostafa)
+    :return: W_C, N_C and the threshold (first non-causal input time, +inf when every input is causal),
+        shaped like the broadcast batch dimensions
+    """
+    n = z_padded.shape[-1] - 2
+    w_prefix = weight_padded.cumsum(-1)  # W over the first m inputs, m = 0..n (index m)
+    n_prefix = (weight_padded * z_padded[..., :-1]).cumsum(-1)  # N over the first m inputs
+    z_next = z_padded[..., 1:-1]  # the (m+1)-th input, m = 0..n-1
+    # V(z_(m+1)) >= 1 with the first m inputs causal, times z_(m+1) > 0:
+    # W_m z_(m+1) - N_m + (beta z_(m+1) - 1) z_(m+1) >= 0
+    crosses = th.addcmul((beta * z_next - 1) * z_next, w_prefix[..., :-1], z_next).sub_(n_prefix[..., :-1]) >= 0
+    any_cross, m = crosses.max(dim=-1, keepdim=True)  # the first True (max returns the first maximum)
+    m = m.masked_fill_(~any_cross, n)  # no crossing at an input: after the last one (m = n)
+    threshold = z_padded[..., 1:].expand(*crosses.shape[:-1], n + 1).gather(-1, m).squeeze(-1)  # z_(m+1)
+    return w_prefix.gather(-1, m).squeeze(-1), n_prefix.gather(-1, m).squeeze(-1), threshold
+
+
+_SENTINEL_COLUMNS: dict[int, th.Tensor] = {}
+
+
+def _sentinel_columns(n_in: int) -> th.Tensor:
+    """``[in, 0, 1, ..., in - 1, in + 1]`` (int64, CPU), cached: the columns of a row padded by two sentinels."""
+    if n_in not in _SENTINEL_COLUMNS:
+        _SENTINEL_COLUMNS[n_in] = th.cat([th.tensor([n_in]), th.arange(n_in), th.tensor([n_in + 1])])
+    return _SENTINEL_COLUMNS[n_in]
+
+
+def _closed_form(w_c: th.Tensor, n_c: th.Tensor, beta: float, z_never: float) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """Eq. 9 (beta > 0) or Eq. 4 (beta = 0) without autograd.
+
+    :return: ``z_out``, ``1/D`` with D = 2 beta z_out + W_C - 1 (0 where the neuron never fires), ``fired``
+    """
+    w_minus_1 = w_c - 1
+    tiny = th.finfo(n_c.dtype).tiny
+    if beta > 0:
+        root = th.addcmul(n_c * (4 * beta), w_minus_1, w_minus_1).clamp_min_(0).sqrt_()  # sqrt of the discriminant
+        # Eq. 9; where W_C >= 1 its rationalised form 2 N_C / ((W_C - 1) + root) avoids cancellation
+        stable = (2 * n_c).div_((w_minus_1 + root).clamp_min_(tiny))
+        z_out = th.where(w_minus_1 >= 0, stable, (root - w_minus_1).div_(2 * beta))
+        return z_out, root.clamp_min_(tiny).reciprocal_(), th.ones_like(z_out, dtype=th.bool)  # root = D
+    # fires iff V crosses 1 at some input, or after the last one when W_in > 1; Eq. 4 needs W_C > 1
+    fired = w_minus_1 > 0
+    inv_d = th.where(fired, w_minus_1, 1.0).reciprocal_()  # 1 / (W_C - 1)
+    z_out = th.where(fired, n_c * inv_d, z_never)  # Eq. 4
+    return z_out, inv_d.masked_fill_(~fired, 0.0), fired
+
+
+def _fast_forward(z: th.Tensor, weight: th.Tensor, beta: float, z_never: float) -> _FastState:
+    """The forward pass of :class:`CVTCFunction` (no autograd): bound, partial scan, closed form."""
+    batch, n_in = z.shape
+    n_out = weight.shape[0]
+    n_c = z @ weight.t()  # every input causal: N_C = sum_i w_i z_i (one GEMM) ...
+    w_c = weight.sum(dim=1)  # ... and W_C = sum_i w_i, per neuron [out]
+    # V(z) <= V+(z_last) + beta z_last for z <= z_last (V+ = the positive terms, monotone in z); below 1
+    # proves that nothing fires before the last input, so C is every input.
+    z_last = z.amax(dim=1, keepdim=True)
+    weight_positive = weight.clamp_min(0)
+    v_positive = weight_positive.sum(dim=1) - (z @ weight_positive.t()).div_(z_last)  # sum w+ (1 - z_i / z_last)
+    uncertain = v_positive.add_(beta * z_last) >= 1
+    dense = bool(uncertain.all())
+    empty = th.empty(0, dtype=th.long, device=z.device)
+    rows, cols, threshold = empty, empty, z.new_empty(0)
+    if dense or bool(uncertain.any()):
+        # leading 0 (m = 0 inputs: W = N = 0) and trailing +inf (no next input)
+        z_padded, order = _sort_rows_padded(z)
+        order_padded = order[:, :-1]  # column n_in of weight_padded is 0
+        weight_padded = F.pad(weight, (0, 1))
+        if dense:  # every pair, as [out, batch, in + 1] by one index_select
+            weight_sorted = weight_padded.index_select(1, order_padded.reshape(-1)).view(n_out, batch, n_in + 1)
+            w_scan, n_scan, threshold = _first_crossing(z_padded, weight_sorted, beta)
+            w_c, n_c = w_scan.t(), n_scan.t()
+        else:
+            rows, cols = uncertain.nonzero(as_tuple=True)
+            weight_sorted = th.take(weight_padded, cols.unsqueeze(1) * (n_in + 1) + order_padded[rows])
+            w_scan, n_scan, threshold = _first_crossing(z_padded[rows], weight_sorted, beta)
+            w_c = w_c.expand(batch, n_out).index_put((rows, cols), w_scan)
+            n_c = n_c.index_put((rows, cols), n_scan)
+    z_out, inv_d, fired = _closed_form(w_c, n_c, beta, z_never)
+    return _FastState(
+        z_out=z_out, inv_d=inv_d, rows=rows, cols=cols, threshold=threshold, dense=dense, fired=fired,
+        beta_only=fired & (w_c <= 1), scanned=1.0 if dense else rows.numel() / max(1, batch * n_out),
+    )
+
+
+class CVTCFunction(th.autograd.Function):
+    """Spike times of a CVTC layer with a hand-written backward pass (the ``"fast"`` method).
+
+    Forward (no autograd graph): :func:`_fast_forward`. Backward, from the implicit derivatives of
+    beta z^2 + (W_C - 1) z - N_C = 0 with D = 2 beta z + W_C - 1 (= W_C - 1 under Mostafa):
+
+        dz/dw_i = (z_i - z_out) / D,   dz/dz_i = w_i / D,   for i in C, 0 otherwise.
+
+    Summed over the batch: every pair as if C were every input (two GEMMs), minus the non-causal
+    inputs (z_i >= the pair's threshold) of the scanned pairs. Only ``z_out``, ``1/D``, the scanned
+    pairs and their thresholds are kept between the passes.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: th.Tensor, weight: th.Tensor, beta: float, z_never: float, sink: list) -> th.Tensor:  # type: ignore[override]
+        state = _fast_forward(z, weight, beta, z_never)
+        sink.append(state)
+        ctx.dense = state.dense
+        ctx.save_for_backward(z, weight, state.z_out, state.inv_d, state.rows, state.cols, state.threshold)
+        return state.z_out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: th.Tensor) -> tuple[th.Tensor | None, ...]:  # type: ignore[override]
+        z, weight, z_out, inv_d, rows, cols, threshold = ctx.saved_tensors
+        g = grad_out * inv_d  # G = dL/dz_out / D, [batch, out]
+        need_z, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_z = grad_w = None
+        if ctx.dense:  # every pair scanned: mask [out, batch, in] of the causal inputs z_i < threshold
+            g_masked = (z.unsqueeze(0) < threshold.unsqueeze(-1)) * g.t().unsqueeze(-1)
+            if need_w:  # sum_b G M (z_i - z_out)
+                grad_w = (g_masked * (z.unsqueeze(0) - z_out.t().unsqueeze(-1))).sum(dim=1)
+            if need_z:  # sum_j G M w_ji
+                grad_z = (g_masked * weight.unsqueeze(1)).sum(dim=0)
+            return grad_z, grad_w, None, None, None
+        if need_w:  # C = every input: sum_b G_bj (z_bi - z_out_bj)
+            grad_w = g.t() @ z - (g * z_out).sum(dim=0).unsqueeze(1)
+        if need_z:  # sum_j G_bj w_ji
+            grad_z = g @ weight
+        if rows.numel() > 0:  # remove the non-causal inputs of the scanned pairs
+            z_rows = z[rows]
+            g_late = (z_rows >= threshold.unsqueeze(1)) * g[rows, cols].unsqueeze(1)
+            if need_w:
+                grad_w = grad_w.index_add(0, cols, g_late * (z_rows - z_out[rows, cols].unsqueeze(1)), alpha=-1)
+            if need_z:
+                grad_z = grad_z.index_add(0, rows, g_late * weight[cols], alpha=-1)
+        return grad_z, grad_w, None, None, None
+
+
 def cvtc_spike_times(
     z: th.Tensor,
     weight: th.Tensor,
     beta: float = DEFAULT_BETA,
     mostafa: bool = False,
     z_never: float | None = None,
-    method: str = "auto",
+    method: str = "fast",
 ) -> tuple[th.Tensor, CVTCInfo]:
     """Output spike times (z-domain) of a fully connected CVTC layer, batched and differentiable.
 
@@ -122,8 +302,9 @@ def cvtc_spike_times(
     :param beta: the beta of Eq. 9; ``0`` means Mostafa's Eq. 4
     :param mostafa: use Eq. 4 (no beta term) whatever ``beta`` is
     :param z_never: what a neuron that never fires (Mostafa only) returns; default :func:`default_z_never`
-    :param method: ``"auto"`` scans only the pairs a bound cannot settle; ``"scan"`` scans all (slow,
-        the straightforward batched algorithm; same result)
+    :param method: ``"fast"`` scans only the pairs a bound cannot settle and backpropagates through
+        :class:`CVTCFunction`; ``"auto"`` is the same through autograd; ``"scan"`` scans all pairs
+        through autograd (slow, the straightforward batched algorithm). Same result.
     :return: ``[batch, out]`` spike times and a :class:`CVTCInfo`
     """
     if method not in METHODS:
@@ -133,6 +314,11 @@ def cvtc_spike_times(
     z_never = default_z_never(beta) if z_never is None else float(z_never)
     beta_eff = 0.0 if mostafa else float(beta)
     batch, n_out = z.shape[0], weight.shape[0]
+    if method == "fast":
+        sink: list[_FastState] = []
+        z_out = CVTCFunction.apply(z, weight, beta_eff, z_never, sink)
+        state = sink[0]
+        return z_out, CVTCInfo(fired=state.fired, beta_only=state.beta_only, scanned=state.scanned)
 
     # Every input causal: W_C = sum_i w_i, N_C = sum_i w_i z_i (one GEMM)
     w_c = weight.sum(dim=1).expand(batch, n_out)
@@ -182,7 +368,7 @@ class CVTCLinear(nn.Module):
     :param z_never: the finite spike time a never-firing neuron returns under Mostafa (default ``1/beta``)
     :param init: ``"normal"`` (mean 1.5/in, sd 5/in, the paper's MountainCar code) or ``"xavier_uniform"``
         (its CartPole code)
-    :param method: ``"auto"`` or ``"scan"``, see :func:`cvtc_spike_times`
+    :param method: ``"fast"`` (default), ``"auto"`` or ``"scan"``, see :func:`cvtc_spike_times`
     """
 
     def __init__(
@@ -193,7 +379,7 @@ class CVTCLinear(nn.Module):
         mostafa: bool = False,
         z_never: float | None = None,
         init: str = "normal",
-        method: str = "auto",
+        method: str = "fast",
     ) -> None:
         super().__init__()
         if beta < 0:
@@ -249,4 +435,4 @@ def spike_time(z: th.Tensor) -> th.Tensor:
     return th.log(z)
 
 
-__all__ = ["CVTCInfo", "CVTCLinear", "DEFAULT_BETA", "METHODS", "cvtc_spike_times", "default_z_never", "spike_time"]
+__all__ = ["CVTCFunction", "CVTCInfo", "CVTCLinear", "DEFAULT_BETA", "METHODS", "cvtc_spike_times", "default_z_never", "spike_time"]
