@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def row_command(row: str, env: str, seed: int, folder: Path) -> tuple[str, list[
     raise ValueError(f"unknown row {row!r}")
 
 
+def _run_id(folder: Path, env: str, seed: int) -> int | None:
+    """The latest zoo run of ``env`` in ``folder`` trained with ``seed`` (runs go in parallel, so the
+    latest id alone may belong to another seed)."""
+    import re
+
+    latest = get_latest_run_id(str(folder), env)
+    for run_id in range(latest, 0, -1):
+        args_file = folder / f"{env}_{run_id}" / env / "args.yml"
+        if args_file.is_file() and re.search(rf"- seed\n\s+- {seed}\n", args_file.read_text()):
+            return run_id
+    return None
+
+
 def evaluate(algo: str, env: str, model_path: Path, episodes: int, seed: int) -> list[dict[str, float | str]]:
     """Mean and std reward of one saved agent, per inference mode (``beta`` and ``mostafa`` for CVTC)."""
     model = install_algos()[algo].load(model_path, device="cpu")
@@ -78,41 +92,53 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--folder", type=Path, default=ROOT / "benchmarks/out/cvtc/logs")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the latest run of each row and seed")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at once (one core each)")
+    parser.add_argument("--train-timeout", type=float, default=None, help="stop a training run after this many seconds")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more sb3-snn train arguments")
     args = parser.parse_args()
     th.set_num_threads(1)
     out = ROOT / "benchmarks/results/cvtc_results.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
     rows = [row for row in previous.get("rows", []) if row.get("env") != args.env or row.get("row") not in args.rows]
-    for row in args.rows:
-        for seed in args.seeds:
-            algo, argv = row_command(row, args.env, seed, args.folder)
-            command = [sys.executable, "-m", "sb3_snn", "train", *argv, *args.extra]
-            if not args.evaluate_only:
-                print("$", " ".join(command[1:]), flush=True)
-                subprocess.run(command, check=True, cwd=ROOT)
-            run = args.folder / algo / f"{args.env}_{get_latest_run_id(str(args.folder / algo), args.env)}"
-            for label, path in (("final", run / f"{args.env}.zip"), ("best", run / "best_model.zip")):
-                if not path.is_file():
-                    continue
-                for result in evaluate(algo, args.env, path, args.episodes, seed=10_000 + seed):
-                    record = {"env": args.env, "row": row, "seed": seed, "model": label, **result,
-                              "target": TARGETS[args.env], "target_met": result["mean_reward"] >= TARGETS[args.env],
-                              "command": ("sb3-snn train " + " ".join(argv + args.extra)).replace(str(ROOT) + "/", ""),
-                              "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run)}
-                    print(json.dumps(record), flush=True)
-                    rows.append(record)
+    plan = [(row, seed, *row_command(row, args.env, seed, args.folder)) for row in args.rows for seed in args.seeds]
+    if not args.evaluate_only:
+        def train(item: tuple) -> None:
+            command = [sys.executable, "-m", "sb3_snn", "train", *item[3], *args.extra]
+            print("$", " ".join(command[1:]), flush=True)
+            try:  # a run stopped by --train-timeout keeps the zoo's best_model.zip, evaluated as "best"
+                subprocess.run(command, check=True, cwd=ROOT, timeout=args.train_timeout,
+                               stdout=subprocess.DEVNULL if args.jobs > 1 else None)
+            except subprocess.TimeoutExpired:
+                print(f"training of {item[0]} seed {item[1]} stopped after {args.train_timeout} s", flush=True)
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(train, plan))
+    for row, seed, algo, argv in plan:
+        run_id = _run_id(args.folder / algo, args.env, seed)
+        if run_id is None:
+            print(f"no {row} run of seed {seed} in {args.folder / algo}", flush=True)
+            continue
+        run = args.folder / algo / f"{args.env}_{run_id}"
+        for label, path in (("final", run / f"{args.env}.zip"), ("best", run / "best_model.zip")):
+            if not path.is_file():
+                continue
+            for result in evaluate(algo, args.env, path, args.episodes, seed=10_000 + seed):
+                record = {"env": args.env, "row": row, "seed": seed, "model": label, **result,
+                          "target": TARGETS[args.env], "target_met": result["mean_reward"] >= TARGETS[args.env],
+                          "command": ("sb3-snn train " + " ".join(argv + args.extra)).replace(str(ROOT) + "/", ""),
+                          "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run)}
+                print(json.dumps(record), flush=True)
+                rows.append(record)
+    headline = previous.get("headline", "no CVTC row evaluated")
     cvtc = [r for r in rows if r["row"] == "cvtc" and r["env"] == args.env and r["model"] == "final"]
-    if cvtc:
-        beta = max((r for r in cvtc if r["inference"] == "beta"), key=lambda r: r["mean_reward"])
-        mostafa = [r for r in cvtc if r["inference"] == "mostafa" and r["seed"] == beta["seed"]]
-        headline = (f"DDQN+CVTC {args.env} seed {beta['seed']} final agent: {beta['mean_reward']:.1f} ± {beta['std_reward']:.1f} "
-                    f"over {beta['episodes']} episodes with beta inference (target ≥ {TARGETS[args.env]:g}: "
-                    f"{'met' if beta['target_met'] else 'NOT met'})")
-        if mostafa:
-            headline += f", {mostafa[0]['mean_reward']:.1f} with Mostafa (beta-free) inference"
-    else:
-        headline = previous.get("headline", "no CVTC row evaluated")
+    if cvtc:  # every seed's final agent, none picked
+        parts = []
+        for seed in sorted({r["seed"] for r in cvtc}):
+            modes = {r["inference"]: r["mean_reward"] for r in cvtc if r["seed"] == seed}
+            parts.append(f"seed {seed}: {modes.get('beta', float('nan')):.1f} (Mostafa {modes.get('mostafa', float('nan')):.1f})")
+        met = sum(r["target_met"] for r in cvtc if r["inference"] == "beta")
+        headline = (f"DDQN+CVTC {args.env} final agents over {cvtc[0]['episodes']} episodes, beta inference: "
+                    + "; ".join(parts) + f" — target ≥ {TARGETS[args.env]:g} met by {met}/{len(parts)} seeds")
     record = {
         "benchmark": "cvtc_results",
         "title": "DDQN with a CVTC temporal-coded spiking Q-network (Wu et al. 2022), Table 4 layout",

@@ -5,10 +5,12 @@ algorithms it serves, so ``DQN("CVTCPolicy", env)`` works in plain SB3 code.
 """
 
 from sb3_snn.ddqn import DDQN
+from sb3_snn.sdn import SDN, DistillationCallback
+from sb3_snn.conversion import ConvertedQPolicy, convert
 from sb3_snn import registry
 
 __version__ = "0.1.0"
 
-__all__ = ["DDQN", "registry", "__version__"]
+__all__ = ["DDQN", "SDN", "ConvertedQPolicy", "DistillationCallback", "convert", "registry", "__version__"]
 
 registry.register_policy_aliases()

@@ -21,12 +21,37 @@ def _flag_value(argv: list[str], *names: str) -> str | None:
     return None
 
 
+def _move_teacher_to_hyperparams(argv: list[str]) -> list[str]:
+    """``--teacher PATH`` (SDN) becomes the constructor hyperparameter ``teacher`` in ``-params``."""
+    rest, teacher, i = [], None, 0
+    while i < len(argv):
+        if argv[i] == "--teacher" and i + 1 < len(argv):
+            teacher, i = argv[i + 1], i + 2
+            continue
+        if argv[i].startswith("--teacher="):
+            teacher = argv[i].split("=", 1)[1]
+        else:
+            rest.append(argv[i])
+        i += 1
+    if teacher is None:
+        return rest
+    entry = f"teacher:{teacher!r}"
+    for flag in ("-params", "--hyperparams"):
+        if flag in rest:  # argparse keeps only the last -params: extend the existing one
+            rest.insert(rest.index(flag) + 1, entry)
+            return rest
+    return [*rest, "-params", entry]
+
+
 def main(argv: list[str]) -> int:
-    """Run rl_zoo3's trainer on ``argv`` (the arguments after ``sb3-snn train``)."""
+    """Run rl_zoo3's trainer on ``argv`` (the arguments after ``sb3-snn train``).
+
+    ``--teacher PATH`` (for ``--algo sdn``) is passed to the algorithm as ``-params teacher:'PATH'``.
+    """
     install_algos()
     import rl_zoo3.train
 
-    argv = list(argv)
+    argv = _move_teacher_to_hyperparams(list(argv))
     algo = _flag_value(argv, "--algo") or "ppo"
     if _flag_value(argv, "-conf", "--conf-file") is None:
         config = default_config(algo)

@@ -1,0 +1,119 @@
+"""SDN on Pong: a spiking student distilled from the PPO teacher in ../shared/fixtures/ppo_pong.
+
+Rows: the main setting (frames one per step, soft+hard CE), the stacked-channels ablation and the
+loss ablation (MSE variants, hard CE only). Each row distils for ``--steps`` student environment steps
+and plays ``--eval-episodes`` greedy episodes (env seed 123, as the fixture's eval.json). On 2 shared CPU
+cores this is slow: the steps used are recorded in the JSON. On a GPU: ``--device cuda``.
+
+    python benchmarks/bench_sdn_pong.py --steps 20000 --eval-episodes 1
+    python benchmarks/bench_sdn_pong.py --device cuda --steps 200000 --eval-episodes 10   # the full run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import ale_py  # noqa: F401  (registers the Atari environments)
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.env_util import make_atari_env
+from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sdn_common import latency_ms, machine, play, steps_per_second  # noqa: E402
+
+from sb3_snn import SDN  # noqa: E402
+from sb3_snn.sdn import Teacher, load_teacher  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+gym.register_envs(ale_py)
+ENV_ID = "PongNoFrameskip-v4"
+#: row name -> (policy_kwargs overrides, SDN overrides)
+ROWS = {
+    "frames+soft_hard_ce": ({}, {}),
+    "stacked+soft_hard_ce": ({"encoding": "constant", "n_steps": 4}, {}),
+    "frames+hard_ce": ({}, {"distillation_loss": "hard_ce"}),
+    "frames+mse_softmax": ({}, {"distillation_loss": "mse_softmax"}),
+    "frames+mse_minmax": ({}, {"distillation_loss": "mse_minmax"}),
+    "frames+mse_onehot": ({}, {"distillation_loss": "mse_onehot"}),
+}
+PAPER_TABLE1 = {"teacher_kb": 892, "student_kb": [5, 50], "note": "paper: ~200x smaller, student score close to teacher"}
+
+
+def make_env(seed: int) -> VecTransposeImage:
+    """Pong as the fixture teacher was trained: SB3 AtariWrapper, 4 stacked frames, channel-first."""
+    return VecTransposeImage(VecFrameStack(make_atari_env(ENV_ID, n_envs=1, seed=seed), n_stack=4))
+
+
+def run_row(name: str, teacher_model, args: argparse.Namespace) -> dict:
+    """Distil one student and evaluate it."""
+    policy_overrides, sdn_overrides = ROWS[name]
+    teacher = Teacher(teacher_model)
+    settings = dict(temperature=2.0, alpha=0.9, learning_rate=1e-3, buffer_size=args.buffer_size,
+                    learning_starts=1000, batch_size=32, train_freq=4, gradient_steps=1, **sdn_overrides)
+    policy_kwargs = dict(conv_arch=[(8, 8, 4), (8, 4, 2), (16, 3, 2)], net_arch=[32], **policy_overrides)
+    student = SDN("SDNCnnPolicy", make_env(args.seed), teacher=teacher_model, policy_kwargs=policy_kwargs,
+                  seed=args.seed, device=args.device, **settings)
+    start = time.perf_counter()
+    student.learn(args.steps)
+    seconds = time.perf_counter() - start
+    result = play(student, make_env(args.eval_seed), args.eval_episodes, teacher=teacher, max_steps=args.max_eval_steps)
+    obs1 = th.as_tensor(make_env(0).reset(), device=student.device)
+    return {
+        "steps": args.steps, "seconds": seconds, "updates": student._n_updates,
+        "settings": {**settings, "policy_kwargs": policy_kwargs}, "student": result,
+        "student_bytes": student.policy.parameter_bytes(),
+        "latency_ms_student": latency_ms(student.policy, obs1),
+        "distillation_steps_per_s": steps_per_second(lambda n: student.train(n, 32), 50),
+    }
+
+
+def main() -> None:
+    """Run the rows and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default="../shared/fixtures/ppo_pong/ppo_pong.zip")
+    parser.add_argument("--steps", type=int, default=20_000, help="student environment steps per row")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {list(ROWS)}")
+    parser.add_argument("--eval-episodes", type=int, default=1)
+    parser.add_argument("--teacher-episodes", type=int, default=0, help="0: use the fixture's eval.json")
+    parser.add_argument("--max-eval-steps", type=int, default=30_000)
+    parser.add_argument("--buffer-size", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-seed", type=int, default=123)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sdn_pong.json")
+    args = parser.parse_args()
+    if args.device == "cpu":
+        th.set_num_threads(1)
+    teacher_model = load_teacher(args.teacher, device=args.device)
+    teacher = Teacher(teacher_model)
+    obs1 = th.as_tensor(make_env(0).reset(), device=teacher_model.device)
+    record = {
+        "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "device": args.device,
+        "teacher_path": args.teacher, "teacher_bytes_acting": teacher.parameter_bytes(),
+        "teacher_bytes_all": teacher.parameter_bytes(acting_only=False),
+        "latency_ms_teacher": latency_ms(teacher.logits, obs1), "paper_table1": PAPER_TABLE1, "rows": {},
+    }
+    fixture_eval = Path(args.teacher).resolve().parent / "eval.json"
+    if args.teacher_episodes:
+        record["teacher"] = play(teacher_model, make_env(args.eval_seed), args.teacher_episodes)
+    elif fixture_eval.is_file():
+        rewards = json.loads(fixture_eval.read_text())["rewards"]
+        record["teacher"] = {"mean": float(np.mean(rewards)), "std": float(np.std(rewards)), "source": str(fixture_eval)}
+    for name in args.rows.split(","):
+        row = run_row(name, teacher_model, args)
+        row["size_ratio_acting"] = record["teacher_bytes_acting"] / row["student_bytes"]
+        row["latency_speedup"] = record["latency_ms_teacher"] / row["latency_ms_student"]
+        record["rows"][name] = row
+        print(name, json.dumps({k: v for k, v in row.items() if k != "settings"}, default=str), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""``DistillationCallback``: attaches a teacher to a spiking student.
+
+Two ways to use it:
+
+- **offline** (the paper): ``SDN("SDNCnnPolicy", env).learn(n, callback=DistillationCallback(teacher))``.
+  The student acts, its observations fill SDN's replay pool, and SDN's gradient steps call
+  :meth:`DistillationCallback.distill` on batches from it.
+- **online**: ``teacher.learn(n, callback=DistillationCallback(student=sdn_or_policy))``. The callback
+  keeps its own pool of the teacher's observations (``new_obs`` of every rollout step) and trains the
+  student every ``train_freq`` steps while the teacher learns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+
+from sb3_snn.sdn.buffers import ObservationBuffer
+from sb3_snn.sdn.losses import LOSSES, distillation_loss
+from sb3_snn.sdn.policies import SDNPolicy
+from sb3_snn.sdn.teachers import Teacher, as_teacher
+
+
+class DistillationCallback(BaseCallback):
+    """Distil a teacher into a spiking student (see the module docstring for the two modes).
+
+    :param teacher: a trained SB3 model, a path to its zip, or ``None`` (online mode: the model the
+        callback is attached to is the teacher)
+    :param temperature: distillation temperature ``T`` (Hinton: 1 to 10)
+    :param alpha: weight of the soft term; ``1 - alpha`` goes to the hard term
+    :param loss: one of :data:`sb3_snn.sdn.losses.LOSSES`
+    :param student: online mode only: an ``SDN`` model or an :class:`SDNPolicy` to train
+    :param buffer_size: online mode: observations kept in the callback's pool
+    :param learning_starts: online mode: observations stored before the first student update
+    :param batch_size: online mode: batch size of a student update
+    :param train_freq: online mode: environment steps (callback calls) between student updates
+    :param gradient_steps: online mode: student updates each time
+    :param max_grad_norm: gradient clipping of the student's updates
+    :param calibrate_rate: before the first update, scale the student's hidden layers to this firing
+        rate on the first batch (see ``SpikingStudent.calibrate``); ``None`` or 0 to skip
+    :param verbose: verbosity
+    """
+
+    def __init__(
+        self,
+        teacher: BaseAlgorithm | Teacher | str | None = None,
+        temperature: float = 2.0,
+        alpha: float = 0.9,
+        loss: str = "soft_hard_ce",
+        student: Any = None,
+        buffer_size: int = 10_000,
+        learning_starts: int = 500,
+        batch_size: int = 64,
+        train_freq: int = 4,
+        gradient_steps: int = 1,
+        max_grad_norm: float = 10.0,
+        calibrate_rate: float | None = 0.1,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown distillation loss {loss!r}; expected one of {LOSSES}")
+        if temperature <= 0 or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got {temperature}, {alpha}")
+        self.teacher = None if teacher is None else as_teacher(teacher)
+        self.temperature, self.alpha, self.loss = float(temperature), float(alpha), loss
+        self.student = student
+        self.buffer_size, self.learning_starts, self.batch_size = buffer_size, learning_starts, batch_size
+        self.train_freq, self.gradient_steps, self.max_grad_norm = train_freq, gradient_steps, max_grad_norm
+        self.calibrate_rate = calibrate_rate
+        self.pool: ObservationBuffer | None = None
+        self.n_updates = 0
+        if student is not None and self.teacher is not None:
+            policy = self.student_policy
+            self.teacher.check_compatible(policy.observation_space, policy.action_space)
+
+    @property
+    def student_policy(self) -> SDNPolicy:
+        """The policy trained in online mode."""
+        policy = getattr(self.student, "policy", self.student)
+        if not isinstance(policy, SDNPolicy):
+            raise TypeError(f"the student must be an SDN model or an SDNPolicy, got {type(self.student).__name__}")
+        return policy
+
+    def bind(self, policy: SDNPolicy) -> None:
+        """Check that ``policy`` can learn from the teacher (raises ``TeacherMismatchError`` if not)."""
+        if self.teacher is None:
+            raise ValueError("DistillationCallback attached to SDN needs a teacher")
+        self.teacher.check_compatible(policy.observation_space, policy.action_space)
+
+    def _init_callback(self) -> None:
+        from sb3_snn.sdn.sdn import SDN
+
+        if isinstance(self.model, SDN):  # offline: SDN's train() calls distill()
+            self.model.attach_teacher(self)
+            return
+        if self.student is None:
+            raise ValueError("online distillation: give DistillationCallback(student=...) the SDN or SDNPolicy to train")
+        if self.teacher is None:
+            self.teacher = Teacher(self.model)
+        policy = self.student_policy
+        self.teacher.check_compatible(policy.observation_space, policy.action_space)
+        self.pool = ObservationBuffer(
+            self.buffer_size, policy.observation_space, policy.action_space, device=policy.device, n_envs=self.model.n_envs
+        )
+
+    def _on_step(self) -> bool:
+        if self.pool is None:  # offline mode: nothing to do per step
+            return True
+        self.pool.add_observations(self.locals["new_obs"])
+        if self.pool.stored() >= self.learning_starts and self.n_calls % self.train_freq == 0:
+            policy = self.student_policy
+            policy.set_training_mode(True)
+            stats = [self.distill(policy, self.pool.sample(self.batch_size).observations) for _ in range(self.gradient_steps)]
+            self.n_updates += self.gradient_steps
+            record_statistics(self.logger, stats, policy, prefix="distill")
+            self.logger.record("distill/n_updates", self.n_updates, exclude="tensorboard")
+        return True
+
+    def distill(self, policy: SDNPolicy, observations: th.Tensor) -> dict[str, float]:
+        """One gradient step of ``policy`` towards the teacher on a batch of raw observations.
+
+        :param policy: the student
+        :param observations: ``[batch, *obs_shape]`` as the environment produced them
+        :return: the loss parts and the teacher-student action agreement on the batch
+        """
+        assert self.teacher is not None
+        if self.calibrate_rate and not bool(policy.network.calibrated):
+            policy.network.calibrate(policy.preprocess(observations), self.calibrate_rate)
+        teacher_scores = self.teacher.logits(observations)
+        student_logits = policy(observations)
+        loss, parts = distillation_loss(
+            student_logits, teacher_scores, self.loss, self.temperature, self.alpha, policy.output_scale
+        )
+        policy.optimizer.zero_grad()
+        loss.backward()
+        th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+        policy.optimizer.step()
+        parts["agreement"] = (student_logits.argmax(dim=1) == teacher_scores.argmax(dim=1)).float().mean().item()
+        return parts
+
+
+def record_statistics(logger: Logger, stats: list[dict[str, float]], policy: SDNPolicy, prefix: str = "distill") -> None:
+    """Log the mean of each loss part and the agreement, and the spike statistics of the last batch.
+
+    Keys: ``{prefix}/loss``, ``loss_soft``, ``loss_hard``, ``agreement``, ``firing_rate/<layer>``,
+    ``synops_per_action``.
+
+    :param logger: the SB3 logger (reaches TensorBoard)
+    :param stats: one dict per gradient step, as :meth:`DistillationCallback.distill` returns
+    :param policy: the student (its last forward pass gives the spike counts)
+    :param prefix: key prefix
+    """
+    for key in stats[0]:
+        logger.record(f"{prefix}/{key}", float(np.mean([s[key] for s in stats])))
+    report = policy.cost_report()
+    for layer, rate in report.firing_rates.items():
+        logger.record(f"{prefix}/firing_rate/{layer}", rate)
+    logger.record(f"{prefix}/synops_per_action", report.synops)

@@ -1,0 +1,291 @@
+"""The SDN student: a small feed-forward LIF network trained by backpropagation through time (STBP).
+
+Time steps ``t = 1..T``; every synaptic layer is followed by spikingjelly LIF neurons (multi-step)::
+
+    v[t] = decay * v[t-1] + I[t]      (LIFNode(tau=1/(1-decay), decay_input=False, v_reset=0))
+    s[t] = H(v[t] - threshold)        (surrogate gradient in the backward pass, STBP: Rect)
+    v[t] = 0 where s[t] = 1           (hard reset)
+
+The output layer does not spike by default: it is a non-spiking integrator whose mean membrane
+potential over the ``T`` steps is the logit (``readout="membrane_mean"``). A firing rate lies in
+``[0, 1]`` with resolution ``1/T``; read as a logit and divided by a distillation temperature > 1 it
+makes a nearly uniform softmax and almost no gradient. ``readout="rate"`` (spiking output neurons,
+logit = ``rate_scale`` x rate) is kept for comparison with the paper.
+
+Encodings: ``"frames"`` feeds a stack of frames (channel axis 0, oldest first as ``VecFrameStack``
+stores them) one frame per time step (``steps_per_frame`` steps each), so time carries the order;
+``"constant"`` presents the whole observation (stacked channels) as a constant current every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch as th
+from spikingjelly.activation_based import functional, neuron, surrogate
+from torch import nn
+
+from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+
+SURROGATES = {"rect": surrogate.Rect, "sigmoid": surrogate.Sigmoid, "atan": surrogate.ATan}
+ENCODINGS = ("frames", "constant")
+READOUTS = ("membrane_mean", "rate")
+
+
+def make_surrogate(name: str, alpha: float | None = None) -> surrogate.SurrogateFunctionBase:
+    """A spikingjelly surrogate gradient by name (``"rect"``: STBP's rectangle of half-width 0.5/alpha).
+
+    :param name: one of :data:`SURROGATES`
+    :param alpha: sharpness; ``None`` keeps spikingjelly's default
+    """
+    if name not in SURROGATES:
+        raise ValueError(f"unknown surrogate {name!r}; expected one of {sorted(SURROGATES)}")
+    return SURROGATES[name]() if alpha is None else SURROGATES[name](alpha=alpha)
+
+
+def make_lif(decay: float, threshold: float, surrogate_function: surrogate.SurrogateFunctionBase) -> nn.Module:
+    """A multi-step LIF population with the discrete-time semantics of :mod:`sb3_snn.spiking.description`.
+
+    :param decay: membrane decay per step in ``(0, 1]`` (1: integrate-and-fire)
+    :param threshold: firing threshold
+    :param surrogate_function: surrogate gradient of the Heaviside step
+    """
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"decay must be in (0, 1], got {decay}")
+    if decay == 1.0:
+        return neuron.IFNode(v_threshold=threshold, v_reset=0.0, surrogate_function=surrogate_function, step_mode="m")
+    return neuron.LIFNode(
+        tau=1.0 / (1.0 - decay), decay_input=False, v_threshold=threshold, v_reset=0.0,
+        surrogate_function=surrogate_function, step_mode="m",
+    )
+
+
+def lif_inference(current: th.Tensor, decay: float, threshold: float) -> th.Tensor:
+    """Spikes ``[T, ...]`` of a hard-reset LIF population driven by ``current`` ``[T, ...]``, without autograd.
+
+    The same spike trains as the spikingjelly nodes of :func:`make_lif` in a few tensor operations per
+    step (spikingjelly's CPU path costs about 5x more per action); used when gradients are off.
+
+    :param current: input current per step
+    :param decay: membrane decay per step
+    :param threshold: firing threshold
+    """
+    v, out = th.zeros_like(current[0]), th.empty_like(current)
+    for step, step_current in enumerate(current):
+        v = v.mul_(decay).add_(step_current) if decay != 1.0 else v.add_(step_current)
+        spikes = v >= threshold
+        out[step] = spikes
+        v.masked_fill_(spikes, 0.0)
+    return out
+
+
+class SpikingStudent(nn.Module):
+    """Convolutional (optional) and fully connected LIF layers and a readout.
+
+    :param input_shape: one observation's shape (channel-first for images)
+    :param n_actions: number of outputs
+    :param conv_arch: ``[(out_channels, kernel, stride), ...]``; empty for an MLP
+    :param net_arch: widths of the hidden fully connected layers
+    :param threshold: firing threshold of every LIF neuron
+    :param decay: membrane decay per step (STBP: 0.2)
+    :param surrogate: surrogate gradient name (see :data:`SURROGATES`)
+    :param surrogate_alpha: surrogate sharpness (Rect: 1.0 is a window of half-width 0.5)
+    :param n_steps: time steps per action; with ``encoding="frames"`` a multiple of the frame count
+    :param encoding: ``"frames"`` or ``"constant"`` (see the module docstring)
+    :param readout: ``"membrane_mean"`` or ``"rate"``
+    :param readout_decay: decay of the non-spiking output integrator (1.0: perfect integrator)
+    :param rate_scale: logit = ``rate_scale`` x firing rate when ``readout="rate"``
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        n_actions: int,
+        conv_arch: Sequence[Sequence[int]] = (),
+        net_arch: Sequence[int] = (64,),
+        threshold: float = 0.5,
+        decay: float = 0.2,
+        surrogate: str = "rect",
+        surrogate_alpha: float | None = 1.0,
+        n_steps: int = 8,
+        encoding: str = "constant",
+        readout: str = "membrane_mean",
+        readout_decay: float = 1.0,
+        rate_scale: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+        self.input_shape, self.n_actions = tuple(int(n) for n in input_shape), int(n_actions)
+        self.threshold, self.decay, self.n_steps = float(threshold), float(decay), int(n_steps)
+        self.encoding, self.readout = encoding, readout
+        self.readout_decay, self.rate_scale = float(readout_decay), float(rate_scale)
+        self.n_frames = self.input_shape[0] if encoding == "frames" else 1
+        if encoding == "frames" and (len(self.input_shape) != 3 or self.n_steps % self.n_frames):
+            raise ValueError(
+                f"encoding='frames' needs stacked image observations [frames, H, W] and n_steps a multiple of the "
+                f"frame count; got shape {self.input_shape} and n_steps={self.n_steps}"
+            )
+        self.steps_per_frame = self.n_steps // self.n_frames
+        make_surrogate(surrogate, surrogate_alpha)  # validate early
+
+        def lif() -> nn.Module:
+            return make_lif(self.decay, self.threshold, make_surrogate(surrogate, surrogate_alpha))
+
+        # one step's input shape: a single frame with channel axis kept, or the whole observation
+        shape = (1, *self.input_shape[1:]) if encoding == "frames" else self.input_shape
+        self.names: list[str] = []
+        self.synapses, self.neurons = nn.ModuleList(), nn.ModuleList()
+        self.shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        for i, (out_channels, kernel, stride) in enumerate(conv_arch):
+            conv = nn.Conv2d(shape[0], int(out_channels), int(kernel), int(stride))
+            out_shape = tuple(conv(th.zeros(1, *shape)).shape[1:])
+            self._add(f"conv{i + 1}", conv, lif(), shape, out_shape)
+            shape = out_shape
+        self.flat_input = tuple(shape)
+        width = int(np.prod(shape))
+        for i, hidden in enumerate(net_arch):
+            self._add(f"fc{i + 1}", nn.Linear(width, int(hidden)), lif(), (width,), (int(hidden),))
+            width = int(hidden)
+        self.out = nn.Linear(width, self.n_actions)
+        self.out_neuron = lif() if readout == "rate" else None
+        self.out_shape = ((width,), (self.n_actions,))
+        self.last_spike_counts: dict[str, th.Tensor] = {}
+        self.register_buffer("calibrated", th.tensor(False))
+        self._readout_cache: dict[tuple, th.Tensor] = {}
+
+    def _add(self, name: str, synapse: nn.Module, population: nn.Module, in_shape: tuple, out_shape: tuple) -> None:
+        self.names.append(name)
+        self.synapses.append(synapse)
+        self.neurons.append(population)
+        self.shapes.append((tuple(in_shape), tuple(out_shape)))
+
+    @property
+    def output_scale(self) -> float:
+        """What maps a firing rate to a logit (1.0 for the membrane readout)."""
+        return self.rate_scale if self.readout == "rate" else 1.0
+
+    def encode(self, obs: th.Tensor) -> th.Tensor:
+        """The distinct inputs of the time steps ``[n_distinct, batch, *step_shape]`` (frames oldest first,
+        or the one constant observation); :meth:`forward` repeats them to ``n_steps``."""
+        if self.encoding == "frames":
+            return obs.transpose(0, 1).unsqueeze(2)  # [F, B, 1, H, W]
+        return obs.unsqueeze(0)
+
+    def _expand(self, distinct: th.Tensor) -> th.Tensor:
+        repeats = self.steps_per_frame if self.encoding == "frames" else self.n_steps
+        return distinct.repeat_interleave(repeats, dim=0) if repeats > 1 else distinct
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        """Logits ``[batch, n_actions]`` of preprocessed observations ``[batch, *input_shape]``.
+
+        The membranes are reset first: every call is one independent inference of ``n_steps`` steps.
+        Spike counts per layer (summed over time, detached) are kept in :attr:`last_spike_counts`.
+        """
+        functional.reset_net(self)
+        x = self.encode(obs)
+        batch, counts = obs.shape[0], {}
+        for index, (name, synapse, population) in enumerate(zip(self.names, self.synapses, self.neurons)):
+            if isinstance(synapse, nn.Linear):
+                x = x.flatten(2)
+            steps = x.shape[0]
+            current = synapse(x.flatten(0, 1)).unflatten(0, (steps, batch))
+            if index == 0:  # the first layer's current only changes with the frame: compute once, repeat
+                current = self._expand(current)
+            x = population(current) if th.is_grad_enabled() else lif_inference(current, self.decay, self.threshold)
+            counts[name] = x.detach().sum(0)
+        x = x.flatten(2) if self.names else self._expand(x.flatten(2))
+        if self.out_neuron is not None:
+            current = self.out(x.flatten(0, 1)).unflatten(0, (x.shape[0], batch))
+            spikes = self.out_neuron(current) if th.is_grad_enabled() else lif_inference(current, self.decay, self.threshold)
+            counts["out"] = spikes.detach().sum(0)
+            logits = self.rate_scale * spikes.mean(0)
+        else:
+            # non-spiking integrator v[t] = d * v[t-1] + W x[t] + b, logit = mean_t v[t]. Linear in x, so
+            # logit = W (sum_t w_t x[t]) + b sum_t w_t with w_t = (1/T) sum_{k=t}^{T-1} d^(k-t): one matmul.
+            weights = self._readout_weights(x.shape[0], x.dtype, x.device)
+            pooled = th.einsum("t,tbi->bi", weights, x)
+            logits = nn.functional.linear(pooled, self.out.weight, self.out.bias * weights.sum())
+        self.last_spike_counts = counts
+        return logits
+
+    def _readout_weights(self, steps: int, dtype: th.dtype, device: th.device) -> th.Tensor:
+        key = (steps, dtype, device)
+        if key not in self._readout_cache:
+            powers = self.readout_decay ** th.arange(steps, dtype=th.float64)
+            tail = th.stack([powers[: steps - t].sum() for t in range(steps)])  # sum_{k=t}^{T-1} d^(k-t)
+            self._readout_cache[key] = (tail / steps).to(dtype=dtype, device=device)
+        return self._readout_cache[key]
+
+    @th.no_grad()
+    def calibrate(self, obs: th.Tensor, target_rate: float = 0.1, max_iterations: int = 40) -> dict[str, float]:
+        """Scale each hidden layer's weights and bias, first to last, until its firing rate on ``obs`` is
+        near ``target_rate`` (a data-driven init in the spirit of LSUV).
+
+        With PyTorch's default init, inputs of one frame per step and threshold 0.5, deeper layers
+        start silent: no spikes, no surrogate gradient, nothing learns. Returns the rates reached.
+
+        :param obs: a batch of preprocessed observations
+        :param target_rate: spikes per neuron per step to aim for
+        :param max_iterations: scaling steps per layer at most
+        """
+        rates: dict[str, float] = {}
+        for name, synapse in zip(self.names, self.synapses):
+            for _ in range(max_iterations):
+                self(obs)
+                rate = float(self.last_spike_counts[name].mean()) / self.n_steps
+                if 0.7 * target_rate <= rate <= 1.4 * target_rate:
+                    break
+                factor = 2.0 if rate == 0 else min(max((target_rate / rate) ** 0.5, 0.5), 2.0)
+                synapse.weight.mul_(factor)
+                if synapse.bias is not None:
+                    synapse.bias.mul_(factor)
+            rates[name] = rate
+        self.calibrated.fill_(True)
+        return rates
+
+    def spiking_description(self, metadata: dict | None = None) -> SpikingDescription:
+        """This network as a :class:`SpikingDescription` (float weights copied to numpy).
+
+        :param metadata: extra provenance to record
+        """
+        population = NeuronPopulation(
+            model="IF" if self.decay == 1.0 else "LIF", threshold=self.threshold, decay=self.decay, reset="zero"
+        )
+        layers: list[Layer] = []
+        for name, synapse, (in_shape, out_shape) in zip(self.names, self.synapses, self.shapes):
+            if isinstance(synapse, nn.Linear) and _needs_flatten(layers, self.flat_input):
+                layers.append(Layer("flatten", "flatten", self.flat_input, (int(np.prod(self.flat_input)),)))
+            layers.append(_layer(name, synapse, in_shape, out_shape, population))
+        if _needs_flatten(layers, self.flat_input):
+            layers.append(Layer("flatten", "flatten", self.flat_input, (int(np.prod(self.flat_input)),)))
+        if self.readout == "rate":
+            out_population, readout = population, {"kind": "rate", "scale": self.rate_scale}
+        else:
+            out_population = NeuronPopulation(model="nonspiking", decay=self.readout_decay, reset="none")
+            readout = {"kind": "membrane_mean", "scale": 1.0}
+        layers.append(_layer("out", self.out, *self.out_shape, out_population))
+        if self.encoding == "frames":
+            encoding = {"kind": "frames", "n_frames": self.n_frames, "steps_per_frame": self.steps_per_frame, "frame_axis": 0}
+        else:
+            encoding = {"kind": "analog"}
+        return SpikingDescription(
+            layers=layers, input_shape=self.input_shape, encoding=encoding, timesteps=self.n_steps,
+            readout=readout, n_actions=self.n_actions, metadata={"method": "sdn", **(metadata or {})},
+        )
+
+
+def _needs_flatten(layers: list[Layer], flat_input: tuple[int, ...]) -> bool:
+    """A flatten layer goes before the first fully connected layer when the input to it is not 1-D."""
+    return len(flat_input) != 1 and not any(layer.kind in ("flatten", "linear") for layer in layers)
+
+
+def _layer(name: str, synapse: nn.Module, in_shape: tuple, out_shape: tuple, population: NeuronPopulation) -> Layer:
+    weight = synapse.weight.detach().cpu().double().numpy().copy()
+    bias = None if synapse.bias is None else synapse.bias.detach().cpu().double().numpy().copy()
+    if isinstance(synapse, nn.Conv2d):
+        return Layer(name, "conv2d", in_shape, out_shape, weight, bias, tuple(synapse.stride), tuple(synapse.padding), population)
+    return Layer(name, "linear", in_shape, out_shape, weight, bias, neuron=population)
