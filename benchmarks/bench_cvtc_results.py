@@ -56,15 +56,19 @@ def row_command(row: str, env: str, seed: int, folder: Path) -> tuple[str, list[
     raise ValueError(f"unknown row {row!r}")
 
 
-def _run_id(folder: Path, env: str, seed: int) -> int | None:
-    """The latest zoo run of ``env`` in ``folder`` trained with ``seed`` (runs go in parallel, so the
-    latest id alone may belong to another seed)."""
+def _run_id(folder: Path, env: str, seed: int, row: str) -> int | None:
+    """The latest zoo run of ``env`` in ``folder`` for this row and seed (runs go in parallel and the
+    CVTC and MLP rows share the ddqn folder, so the latest id alone may belong to another run)."""
     import re
 
     latest = get_latest_run_id(str(folder), env)
     for run_id in range(latest, 0, -1):
         args_file = folder / f"{env}_{run_id}" / env / "args.yml"
-        if args_file.is_file() and re.search(rf"- seed\n\s+- {seed}\n", args_file.read_text()):
+        config_file = folder / f"{env}_{run_id}" / env / "config.yml"
+        if not (args_file.is_file() and config_file.is_file()):
+            continue
+        is_cvtc = "CVTCPolicy" in config_file.read_text()  # the MLP rows override the config's policy
+        if re.search(rf"- seed\n\s+- {seed}\n", args_file.read_text()) and is_cvtc == (row == "cvtc"):
             return run_id
     return None
 
@@ -99,7 +103,8 @@ def main() -> None:
     th.set_num_threads(1)
     out = ROOT / "benchmarks/results/cvtc_results.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    rows = [row for row in previous.get("rows", []) if row.get("env") != args.env or row.get("row") not in args.rows]
+    rows = [row for row in previous.get("rows", [])  # keep other envs, rows and seeds
+            if not (row.get("env") == args.env and row.get("row") in args.rows and row.get("seed") in args.seeds)]
     plan = [(row, seed, *row_command(row, args.env, seed, args.folder)) for row in args.rows for seed in args.seeds]
     if not args.evaluate_only:
         def train(item: tuple) -> None:
@@ -114,7 +119,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(train, plan))
     for row, seed, algo, argv in plan:
-        run_id = _run_id(args.folder / algo, args.env, seed)
+        run_id = _run_id(args.folder / algo, args.env, seed, row)
         if run_id is None:
             print(f"no {row} run of seed {seed} in {args.folder / algo}", flush=True)
             continue

@@ -37,6 +37,8 @@ ENV_ID = "PongNoFrameskip-v4"
 ROWS = {
     "frames+soft_hard_ce": ({}, {}),
     "stacked+soft_hard_ce": ({"encoding": "constant", "n_steps": 4}, {}),
+    "frames8+soft_hard_ce": ({"n_steps": 8}, {}),  # 2 steps per frame
+    "frames+soft_hard_ce+lr3e-4": ({}, {"learning_rate": 3e-4}),
     "frames+hard_ce": ({}, {"distillation_loss": "hard_ce"}),
     "frames+mse_softmax": ({}, {"distillation_loss": "mse_softmax"}),
     "frames+mse_minmax": ({}, {"distillation_loss": "mse_minmax"}),
@@ -54,8 +56,8 @@ def run_row(name: str, teacher_model, args: argparse.Namespace) -> dict:
     """Distil one student and evaluate it."""
     policy_overrides, sdn_overrides = ROWS[name]
     teacher = Teacher(teacher_model)
-    settings = dict(temperature=2.0, alpha=0.9, learning_rate=1e-3, buffer_size=args.buffer_size,
-                    learning_starts=1000, batch_size=32, train_freq=4, gradient_steps=1, **sdn_overrides)
+    settings = {**dict(temperature=2.0, alpha=0.9, learning_rate=1e-3, buffer_size=args.buffer_size,
+                       learning_starts=1000, batch_size=32, train_freq=4, gradient_steps=1), **sdn_overrides}
     policy_kwargs = dict(conv_arch=[(8, 8, 4), (8, 4, 2), (16, 3, 2)], net_arch=[32], **policy_overrides)
     student = SDN("SDNCnnPolicy", make_env(args.seed), teacher=teacher_model, policy_kwargs=policy_kwargs,
                   seed=args.seed, device=args.device, **settings)

@@ -38,9 +38,45 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted columns; long lists dropped (kept in the JSON)."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        elif isinstance(value, list) and (len(value) > 4 or any(isinstance(v, (dict, list)) for v in value)):
+            continue
+        else:
+            flat[name] = value
+    return flat
+
+
+def _machine(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, ""))
+    return str(value)
+
+
+def normalise(record: dict[str, Any], file_name: str) -> dict[str, Any]:
+    """Any benchmark JSON as the record format: rows as a list of flat dicts, machine as text."""
+    record = dict(record)
+    record.setdefault("benchmark", Path(file_name).stem)
+    record["machine"] = _machine(record.get("machine", "not recorded"))
+    rows = record.get("rows")
+    if rows is None:  # older scripts: the first table-like field
+        rows = next((record[key] for key in ("results", "teachers", "rows") if key in record), [])
+    if isinstance(rows, dict):
+        rows = [{"row": name, **value} if isinstance(value, dict) else {"row": name, "value": value}
+                for name, value in rows.items()]
+    record["rows"] = [_flatten(row) for row in rows if isinstance(row, dict)]
+    record["_file"] = file_name
+    return record
+
+
 def load_records() -> list[dict[str, Any]]:
     """Every benchmark record, sorted by file name."""
-    return [json.loads(path.read_text()) | {"_file": path.name} for path in sorted(RESULTS.glob("*.json"))]
+    return [normalise(json.loads(path.read_text()), path.name) for path in sorted(RESULTS.glob("*.json"))]
 
 
 def render(records: list[dict[str, Any]]) -> str:
