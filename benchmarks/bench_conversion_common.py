@@ -1,0 +1,39 @@
+"""Shared by the conversion benchmarks: flat table rows and writing a record in the format of
+``benchmarks/report.py`` (``benchmark``, ``title``, ``command``, ``machine``, ``target``, ``headline``,
+``notes``, ``rows``; full details under ``details``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+
+
+def sweep_rows(results: list[dict[str, Any]], reference: str = "teacher") -> list[dict[str, Any]]:
+    """One flat row per setting of a sweep (as :meth:`ConversionResult.as_dict` gives them)."""
+    base = next((r["mean_score"] for r in results if r["readout"] == "ann"), None)
+    rows = []
+    for r in results:
+        rows.append({
+            "T": r["timesteps"] if r["readout"] != "ann" else "-", "readout": r["readout"],
+            "score": round(r["mean_score"], 2), "std": round(r["std_score"], 2), "episodes": len(r["scores"]),
+            f"score / {reference}": round(r["mean_score"] / base, 4) if base else None,
+            "conversion rate": round(r["conversion_rate"], 4), "agent steps": r["n_steps"],
+            "SynOps/action": float(f"{r['synops_per_action']:.4g}") if r["readout"] != "ann" else None,
+            "s/action": round(r["seconds_per_action"], 4),
+        })
+    return rows
+
+
+def write_record(path: str | Path, record: dict[str, Any], device: str = "cpu") -> Path:
+    """Write ``record`` (``machine`` filled in when missing) as JSON to ``path``; returns the path."""
+    record.setdefault("machine", machine(device))
+    output = Path(path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(record, indent=2, default=float))
+    print(f"wrote {output}")
+    return output

@@ -1,0 +1,132 @@
+"""``convert()``: a trained SB3 Q-learning model -> :class:`ConvertedQPolicy` (Tan et al. 2021).
+
+1. read the ReLU network behind the model (:mod:`sb3_snn.conversion.extract`);
+2. collect calibration frames by letting the model play with epsilon = 0.05 (unless given);
+3. ``lambda_l`` = global p-th percentile of layer ``l``'s activations; ``w_l <- w_l lambda_{l-1} /
+   lambda_l``, ``b_l <- b_l / lambda_l`` (Rueckauer et al. 2017);
+4. run the result as IF neurons (threshold 1, reset by subtraction) for ``T`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from sb3_snn.conversion.extract import SourceNetwork, extract_network
+from sb3_snn.conversion.normalisation import normalise_layers, percentile_scales
+from sb3_snn.conversion.policies import ConvertedQPolicy, layer_spec
+
+
+def _as_vec_env(env: gym.Env | VecEnv) -> VecEnv:
+    return env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+
+
+def collect_calibration_frames(
+    source: SourceNetwork, env: gym.Env | VecEnv, n_frames: int, epsilon: float = 0.05, seed: int | None = None
+) -> np.ndarray:
+    """Observations seen while the source network plays epsilon-greedily.
+
+    :param source: the extracted network (acts greedily on its own Q-values)
+    :param env: environment (a ``VecEnv`` or a single ``gym.Env``)
+    :param n_frames: number of observations to return
+    :param epsilon: probability of a uniformly random action
+    :param seed: seeds the environment and the epsilon draws
+    """
+    venv = _as_vec_env(env)
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        venv.seed(seed)
+    obs = venv.reset()
+    frames: list[np.ndarray] = []
+    count = 0
+    n_actions = int(source.action_space.n)
+    with th.no_grad():
+        while count < n_frames:
+            frames.append(np.array(obs))
+            count += len(obs)
+            greedy = source.q_values(source.preprocess(obs)).argmax(dim=1).numpy()
+            random = rng.integers(n_actions, size=len(greedy))
+            actions = np.where(rng.random(len(greedy)) < epsilon, random, greedy)  # epsilon-greedy
+            obs, _, _, _ = venv.step(actions)
+    return np.concatenate(frames)[:n_frames]
+
+
+def convert(
+    model: Any,
+    env: gym.Env | VecEnv | None = None,
+    calibration_obs: np.ndarray | th.Tensor | None = None,
+    percentile: float = 99.9,
+    timesteps: int = 500,
+    readout: str = "robust",
+    n_calibration: int = 2000,
+    epsilon: float = 0.05,
+    seed: int | None = 0,
+    threshold: float = 1.0,
+    batch_size: int = 256,
+    device: th.device | str = "cpu",
+) -> ConvertedQPolicy:
+    """Convert a trained DQN / DDQN / QR-DQN (or a discrete actor) to an integrate-and-fire policy.
+
+    :param model: an SB3 model or policy (see :func:`sb3_snn.conversion.extract.extract_network`)
+    :param env: environment to collect calibration frames in (default: the model's own env)
+    :param calibration_obs: raw observations to calibrate on instead of playing
+        (``[n, *obs_shape]``, channel-last images allowed)
+    :param percentile: ``p`` of the per-layer global percentile normalisation (99.9 - 99.99 is best)
+    :param timesteps: simulation steps per action ``T``
+    :param readout: ``"robust"`` (rate + leftover potential) or ``"rate"``
+    :param n_calibration: number of frames collected when ``calibration_obs`` is not given
+    :param epsilon: exploration while collecting calibration frames
+    :param seed: seed of the calibration run
+    :param threshold: ``V_thr`` of every neuron
+    :param batch_size: calibration frames per forward pass
+    :param device: device of the returned policy
+    """
+    source = extract_network(model)
+    if calibration_obs is None:
+        if env is None:
+            env = model.get_env() if hasattr(model, "get_env") else None
+        if env is None:
+            raise ValueError("convert() needs calibration_obs or an env (the model has none) to collect frames in")
+        calibration_obs = collect_calibration_frames(source, env, n_calibration, epsilon, seed)
+    raw = calibration_obs
+    n_samples = len(raw)
+    if n_samples == 0:
+        raise ValueError("calibration_obs is empty")
+
+    def batches() -> Iterator[th.Tensor]:
+        for start in range(0, n_samples, batch_size):
+            chunk = raw[start : start + batch_size]
+            yield source.preprocess(chunk.cpu().numpy() if isinstance(chunk, th.Tensor) else np.asarray(chunk))
+
+    scales = percentile_scales(source.layers, batches, n_samples, percentile)  # lambda_l, p-th percentile
+    normalise_layers(source.layers, scales)
+    if threshold != 1.0:  # currents in units of V_thr, so that rates stay a / lambda
+        with th.no_grad():
+            for layer in source.layers:
+                for param in layer.parameters():
+                    param.mul_(threshold)
+    policy = ConvertedQPolicy(
+        source.observation_space,
+        source.action_space,
+        layer_specs=[layer_spec(layer) for layer in source.layers],
+        layer_names=source.names,
+        timesteps=timesteps,
+        readout=readout,
+        threshold=threshold,
+        scales=scales,
+        normalize_images=source.normalize_images,
+        metadata={
+            "source": type(model).__name__, "source_kind": source.kind, "percentile": percentile,
+            "n_calibration": n_samples, "calibration_epsilon": epsilon,
+        },
+    )
+    with th.no_grad():
+        for target, layer in zip(policy.layers, source.layers):
+            for name, value in layer.state_dict().items():
+                getattr(target, name).copy_(value)
+    return policy.to(device)

@@ -1,0 +1,237 @@
+"""Conversion rate, score and SynOps of a converted policy, and sweeps over ``T`` and readouts.
+
+Conversion rate (Tan et al. 2021): the share of steps where the SNN's greedy action equals the
+source model's greedy action on the same frame, while the SNN is the one acting (epsilon-greedy,
+epsilon = 0.05). SynOps per action come from :func:`sb3_snn.spiking.count_operations`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from sb3_snn.conversion.policies import ConvertedQPolicy
+from sb3_snn.spiking.synops import count_operations
+
+
+@dataclass
+class ConversionResult:
+    """One (T, readout) setting evaluated over episodes.
+
+    :param timesteps: ``T``
+    :param readout: ``"robust"``, ``"rate"`` or ``"ann"`` (the source model itself)
+    :param scores: per-episode return (the Monitor's unclipped return when available)
+    :param mean_score: mean of ``scores``
+    :param std_score: standard deviation of ``scores``
+    :param conversion_rate: share of steps with SNN greedy action == source greedy action
+    :param n_steps: agent steps evaluated
+    :param synops_per_action: synaptic operations per action (spike-driven, all layers)
+    :param input_macs_per_action: dense MACs of the analog-input layer over the ``T`` steps
+    :param ann_macs: MACs of one dense ANN evaluation
+    :param firing_rates: per layer, spikes per neuron per step (mean over steps)
+    :param seconds_per_action: wall time of one SNN simulation (batch of one env step)
+    :param truncated_episodes: episodes stopped at ``max_episode_steps``
+    """
+
+    timesteps: int
+    readout: str
+    scores: list[float]
+    mean_score: float
+    std_score: float
+    conversion_rate: float
+    n_steps: int
+    synops_per_action: float = 0.0
+    input_macs_per_action: float = 0.0
+    ann_macs: int = 0
+    firing_rates: dict[str, float] = field(default_factory=dict)
+    seconds_per_action: float = 0.0
+    truncated_episodes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return asdict(self)
+
+
+def _greedy(model: Any, obs: np.ndarray) -> np.ndarray:
+    actions, _ = model.predict(obs, deterministic=True)
+    return np.asarray(actions).reshape(-1)
+
+
+def run_episodes(
+    actor: Any,
+    env: gym.Env | VecEnv,
+    n_episodes: int,
+    epsilon: float = 0.05,
+    seed: int | None = 0,
+    reference: Any | None = None,
+    max_episode_steps: int | None = None,
+) -> dict[str, Any]:
+    """Play ``n_episodes`` with ``actor`` acting epsilon-greedily (one env at a time).
+
+    :param actor: a :class:`ConvertedQPolicy` or anything with SB3's ``predict``
+    :param env: environment (a single-env ``VecEnv`` or a ``gym.Env``)
+    :param n_episodes: episodes to play
+    :param epsilon: probability of a uniformly random action
+    :param seed: seeds the environment (episode ``i`` uses ``seed + i``) and the epsilon draws
+    :param reference: model whose greedy action is compared on every frame (conversion rate)
+    :param max_episode_steps: stop an episode after this many agent steps (counted as truncated)
+    :return: dict with ``scores``, ``matches``, ``n_steps``, ``truncated``, ``seconds``,
+        and for a spiking actor ``cost`` (summed :class:`CostReport` fields) and ``rates``
+    """
+    venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: Monitor(env)])
+    if venv.num_envs != 1:
+        raise ValueError("run_episodes plays one environment at a time (num_envs == 1)")
+    monitored = bool(venv.env_is_wrapped(Monitor)[0])
+    rng = np.random.default_rng(seed)
+    n_actions = int(venv.action_space.n)
+    spiking = isinstance(actor, ConvertedQPolicy)
+    description = actor.spiking_description() if spiking else None
+    scores: list[float] = []
+    matches = steps = truncated = 0
+    seconds = 0.0
+    synops = input_macs = 0.0
+    rates: dict[str, float] = {}
+    for episode in range(n_episodes):
+        if seed is not None:
+            venv.seed(seed + episode)
+        obs = venv.reset()
+        total, length = 0.0, 0
+        while True:
+            start = time.perf_counter()
+            if spiking:
+                obs_tensor, _ = actor.obs_to_tensor(obs)
+                with th.no_grad():
+                    simulation = actor.simulate(obs_tensor)
+                greedy = simulation.outputs.argmax(dim=1).cpu().numpy()
+                seconds += time.perf_counter() - start
+                cost = count_operations(description, actor.spike_counts_by_name(simulation))
+                synops += cost.synops
+                input_macs += cost.input_macs
+                for name, rate in cost.firing_rates.items():
+                    rates[name] = rates.get(name, 0.0) + rate
+            else:
+                greedy = _greedy(actor, obs)
+                seconds += time.perf_counter() - start
+            if reference is not None:
+                matches += int((_greedy(reference, obs) == greedy).sum())  # CR counts agreement on this frame
+            action = rng.integers(n_actions) if rng.random() < epsilon else int(greedy[0])  # epsilon-greedy
+            obs, rewards, dones, infos = venv.step(np.array([action]))
+            total += float(rewards[0])
+            length += 1
+            steps += 1
+            if dones[0]:
+                if monitored and "episode" not in infos[0]:
+                    continue  # a life lost (terminal_on_life_loss): the game goes on
+                scores.append(float(infos[0]["episode"]["r"]) if monitored else total)
+                break
+            if max_episode_steps is not None and length >= max_episode_steps:
+                scores.append(total)  # wrapper-level (e.g. clipped) return of the truncated episode
+                truncated += 1
+                break
+    out: dict[str, Any] = {"scores": scores, "matches": matches, "n_steps": steps, "truncated": truncated,
+                           "seconds": seconds}
+    if spiking:
+        out.update(synops=synops, input_macs=input_macs, rates={k: v / max(steps, 1) for k, v in rates.items()},
+                   ann_macs=count_operations(description, {}).ann_macs)
+    return out
+
+
+def evaluate_conversion(
+    policy: ConvertedQPolicy,
+    source: Any,
+    env: gym.Env | VecEnv,
+    n_episodes: int = 10,
+    epsilon: float = 0.05,
+    seed: int | None = 0,
+    max_episode_steps: int | None = None,
+) -> ConversionResult:
+    """Score, conversion rate and SynOps of ``policy`` acting in ``env``.
+
+    :param policy: the converted policy (its ``timesteps`` and ``readout`` are used)
+    :param source: the source model (``predict``), compared on every frame the SNN sees
+    :param env: a single environment
+    :param n_episodes: episodes
+    :param epsilon: exploration of the acting SNN
+    :param seed: environment / epsilon seed
+    :param max_episode_steps: cap on agent steps per episode
+    """
+    run = run_episodes(policy, env, n_episodes, epsilon, seed, reference=source, max_episode_steps=max_episode_steps)
+    steps = max(run["n_steps"], 1)
+    return ConversionResult(
+        timesteps=policy.timesteps, readout=policy.readout, scores=run["scores"],
+        mean_score=float(np.mean(run["scores"])), std_score=float(np.std(run["scores"])),
+        conversion_rate=run["matches"] / steps, n_steps=run["n_steps"],
+        synops_per_action=run["synops"] / steps, input_macs_per_action=run["input_macs"] / steps,
+        ann_macs=run["ann_macs"], firing_rates=run["rates"], seconds_per_action=run["seconds"] / steps,
+        truncated_episodes=run["truncated"],
+    )
+
+
+def evaluate_source(
+    source: Any, env: gym.Env | VecEnv, n_episodes: int = 10, epsilon: float = 0.05, seed: int | None = 0,
+    max_episode_steps: int | None = None,
+) -> ConversionResult:
+    """The source model's own score under the same protocol (``readout="ann"``, conversion rate 1).
+
+    :param source: the source model (``predict``)
+    :param env: a single environment
+    :param n_episodes: episodes
+    :param epsilon: exploration
+    :param seed: environment / epsilon seed
+    :param max_episode_steps: cap on agent steps per episode
+    """
+    run = run_episodes(source, env, n_episodes, epsilon, seed, max_episode_steps=max_episode_steps)
+    return ConversionResult(
+        timesteps=0, readout="ann", scores=run["scores"], mean_score=float(np.mean(run["scores"])),
+        std_score=float(np.std(run["scores"])), conversion_rate=1.0, n_steps=run["n_steps"],
+        seconds_per_action=run["seconds"] / max(run["n_steps"], 1), truncated_episodes=run["truncated"],
+    )
+
+
+def sweep(
+    policy: ConvertedQPolicy,
+    source: Any,
+    env: gym.Env | VecEnv,
+    timesteps: list[int] | tuple[int, ...] = (100, 500),
+    readouts: list[str] | tuple[str, ...] = ("robust", "rate"),
+    include_source: bool = True,
+    **kwargs: Any,
+) -> list[ConversionResult]:
+    """Evaluate every (T, readout) combination (and the source model itself first).
+
+    :param policy: converted policy (its weights are reused for every setting)
+    :param source: the source model
+    :param env: a single environment
+    :param timesteps: ``T`` values
+    :param readouts: readouts
+    :param include_source: add the source model's own row (``readout="ann"``)
+    :param kwargs: passed to :func:`evaluate_conversion` (``n_episodes``, ``epsilon``, ``seed``, ...)
+    """
+    results = []
+    if include_source:
+        results.append(evaluate_source(source, env, **kwargs))
+    for steps in timesteps:
+        for readout in readouts:
+            results.append(evaluate_conversion(policy.with_settings(steps, readout), source, env, **kwargs))
+    return results
+
+
+def format_table(results: list[ConversionResult]) -> str:
+    """A plain-text table of sweep results."""
+    header = f"{'T':>5} {'readout':>7} {'score':>16} {'conv. rate':>10} {'SynOps/action':>14} {'s/action':>9} {'steps':>7}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        t = "-" if r.readout == "ann" else str(r.timesteps)
+        synops = "-" if r.readout == "ann" else f"{r.synops_per_action:.3g}"
+        lines.append(
+            f"{t:>5} {r.readout:>7} {r.mean_score:>8.2f} ± {r.std_score:<5.2f} {100 * r.conversion_rate:>9.2f}% "
+            f"{synops:>14} {r.seconds_per_action:>9.4f} {r.n_steps:>7}"
+        )
+    return "\n".join(lines)

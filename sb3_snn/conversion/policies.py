@@ -1,0 +1,272 @@
+"""``ConvertedQPolicy``: a converted (normalised) ReLU Q-network run as integrate-and-fire neurons.
+
+An SB3 ``BasePolicy``: ``predict`` (single and vectorised observations), ``evaluate_policy``,
+``get_parameters``/``set_parameters`` work as for any SB3 policy. ``save``/``load`` do not pickle:
+the file is a plain ``torch.save`` of dicts, lists, numbers, strings and tensors that loads with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
+from torch import nn
+
+from sb3_snn.conversion.simulation import READOUTS, IFSimulation, is_synaptic, simulate_fast
+from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+
+FILE_FORMAT = "sb3-snn/converted-q-policy"
+FILE_VERSION = 1
+
+
+def layer_spec(layer: nn.Module) -> dict[str, Any]:
+    """A JSON-able description of a ``Linear``/``Conv2d``/``Flatten`` module (no weights)."""
+    if isinstance(layer, nn.Linear):
+        return {"kind": "linear", "in_features": layer.in_features, "out_features": layer.out_features,
+                "bias": layer.bias is not None}
+    if isinstance(layer, nn.Conv2d):
+        return {"kind": "conv2d", "in_channels": layer.in_channels, "out_channels": layer.out_channels,
+                "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+                "padding": list(layer.padding), "bias": layer.bias is not None}
+    if isinstance(layer, nn.Flatten):
+        return {"kind": "flatten"}
+    raise ValueError(f"no spec for {type(layer).__name__}")
+
+
+def build_layer(spec: dict[str, Any]) -> nn.Module:
+    """Inverse of :func:`layer_spec` (weights uninitialised)."""
+    if spec["kind"] == "linear":
+        return nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"])
+    if spec["kind"] == "conv2d":
+        return nn.Conv2d(spec["in_channels"], spec["out_channels"], tuple(spec["kernel_size"]),
+                         stride=tuple(spec["stride"]), padding=tuple(spec["padding"]), bias=spec["bias"])
+    if spec["kind"] == "flatten":
+        return nn.Flatten()
+    raise ValueError(f"unknown layer kind {spec['kind']!r}")
+
+
+def _space_to_dict(space: spaces.Space) -> dict[str, Any]:
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "low": th.as_tensor(space.low), "high": th.as_tensor(space.high),
+                "dtype": np.dtype(space.dtype).name}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": th.as_tensor(np.asarray(space.n)).tolist()}
+    raise ValueError(f"cannot save a {type(space).__name__} observation space without pickle")
+
+
+def _space_from_dict(data: dict[str, Any]) -> spaces.Space:
+    if data["type"] == "Discrete":
+        return spaces.Discrete(data["n"], start=data["start"])
+    if data["type"] == "Box":
+        return spaces.Box(low=data["low"].numpy(), high=data["high"].numpy(), dtype=np.dtype(data["dtype"]))
+    if data["type"] == "MultiBinary":
+        return spaces.MultiBinary(data["n"])
+    raise ValueError(f"unknown space type {data['type']!r}")
+
+
+class ConvertedQPolicy(BasePolicy):
+    """Greedy policy of a ReLU Q-network converted to integrate-and-fire neurons (Tan et al. 2021).
+
+    Every synaptic layer is followed by IF neurons (threshold ``V_thr``, no leak, reset by
+    subtraction, bias added every step); the preprocessed observation is a constant analog current
+    for ``timesteps`` steps; the action is the argmax of the last layer's readout.
+
+    :param observation_space: observation space of the source model
+    :param action_space: ``Discrete`` action space
+    :param layer_specs: :func:`layer_spec` of every layer, in order
+    :param layer_names: qualified names of the layers in the source model
+    :param timesteps: simulation steps per action ``T``
+    :param readout: ``"robust"`` (rate + V(T)/(T V_thr)) or ``"rate"`` (spike counts / T)
+    :param threshold: ``V_thr`` of every neuron
+    :param scales: the normalisation factors ``lambda_l`` used (provenance)
+    :param normalize_images: divide image observations by 255 (as the source did)
+    :param max_chunk_elements: batch observations so that ``T * batch * neurons`` stays below this
+    :param metadata: free-form provenance (source algorithm, percentile, env id, ...)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        layer_specs: list[dict[str, Any]],
+        layer_names: list[str] | None = None,
+        timesteps: int = 500,
+        readout: str = "robust",
+        threshold: float = 1.0,
+        scales: list[float] | None = None,
+        normalize_images: bool = True,
+        max_chunk_elements: int = 1 << 24,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(observation_space, action_space, normalize_images=normalize_images)
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+        if timesteps < 1:
+            raise ValueError("timesteps must be >= 1")
+        self.layer_specs = [dict(spec) for spec in layer_specs]
+        self.layer_names = list(layer_names) if layer_names is not None else [f"layer{i}" for i in range(len(layer_specs))]
+        self.timesteps = int(timesteps)
+        self.readout = readout
+        self.threshold = float(threshold)
+        self.scales = list(scales) if scales is not None else []
+        self.max_chunk_elements = int(max_chunk_elements)
+        self.metadata = dict(metadata or {})
+        self.layers = nn.ModuleList(build_layer(spec) for spec in self.layer_specs)
+        self._shapes = self._infer_shapes()
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            layer_specs=self.layer_specs, layer_names=self.layer_names, timesteps=self.timesteps,
+            readout=self.readout, threshold=self.threshold, scales=self.scales,
+            max_chunk_elements=self.max_chunk_elements, metadata=self.metadata,
+        )
+        return data
+
+    def _infer_shapes(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        x = th.zeros((1, *self.input_shape()))
+        shapes = []
+        with th.no_grad():
+            for layer in self.layers:
+                y = layer(x)
+                shapes.append((tuple(x.shape[1:]), tuple(y.shape[1:])))
+                x = y
+        return shapes
+
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one preprocessed observation."""
+        from stable_baselines3.common.preprocessing import get_obs_shape
+
+        if isinstance(self.observation_space, spaces.Discrete):
+            return (int(self.observation_space.n),)
+        return tuple(get_obs_shape(self.observation_space))  # type: ignore[arg-type]
+
+    def with_settings(self, timesteps: int | None = None, readout: str | None = None) -> ConvertedQPolicy:
+        """A copy that simulates ``timesteps`` steps with ``readout`` (same weights).
+
+        :param timesteps: new ``T`` (unchanged if ``None``)
+        :param readout: new readout (unchanged if ``None``)
+        """
+        clone = copy.deepcopy(self)
+        if readout is not None:
+            if readout not in READOUTS:
+                raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+            clone.readout = readout
+        if timesteps is not None:
+            clone.timesteps = int(timesteps)
+        return clone
+
+    def preprocess(self, obs: th.Tensor) -> th.Tensor:
+        """Raw observation tensor -> the analog input current source of the first layer."""
+        return preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images).float()
+
+    def simulate(self, obs: th.Tensor, dtype: th.dtype | None = None) -> IFSimulation:
+        """Run the spiking network on a batch of raw observation tensors (chunked to bound memory).
+
+        :param obs: ``[batch, *obs_shape]`` as ``obs_to_tensor`` returns it
+        :param dtype: simulate in this dtype (e.g. ``th.float64``); default: the parameters' dtype
+        """
+        x = self.preprocess(obs)
+        layers: list[nn.Module] = list(self.layers)
+        if dtype is not None and dtype != x.dtype:
+            x = x.to(dtype)
+            layers = [copy.deepcopy(layer).to(dtype) for layer in layers]
+        neurons = max(int(np.prod(out)) for _, out in self._shapes)
+        chunk = max(1, self.max_chunk_elements // (self.timesteps * neurons))
+        parts = [
+            simulate_fast(layers, x[i : i + chunk], self.timesteps, self.threshold, self.readout)
+            for i in range(0, x.shape[0], chunk)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return IFSimulation(
+            outputs=th.cat([p.outputs for p in parts]),
+            spike_counts={k: th.cat([p.spike_counts[k] for p in parts]) for k in parts[0].spike_counts},
+            final_potential={k: th.cat([p.final_potential[k] for p in parts]) for k in parts[0].final_potential},
+            mean_current=th.cat([p.mean_current for p in parts]),
+            fast_fraction={k: float(np.mean([p.fast_fraction[k] for p in parts])) for k in parts[0].fast_fraction},
+        )
+
+    def forward(self, obs: th.Tensor, deterministic: bool = True) -> th.Tensor:
+        """Greedy actions ``[batch]`` for raw observation tensors."""
+        return self._predict(obs, deterministic)
+
+    def readout_values(self, obs: th.Tensor) -> th.Tensor:
+        """The last layer's readout ``[batch, n_actions]`` (spiking counterpart of Q / lambda_L)."""
+        return self.simulate(obs).outputs
+
+    def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
+        return self.simulate(observation).outputs.argmax(dim=1)  # greedy: a = argmax_a f_L(a)
+
+    def spiking_description(self) -> SpikingDescription:
+        """The network as a :class:`SpikingDescription` (IF, decay 1, subtract, analog input)."""
+        neuron = NeuronPopulation(model="IF", threshold=self.threshold, decay=1.0, reset="subtract")
+        layers = []
+        for layer, spec, name, (in_shape, out_shape) in zip(self.layers, self.layer_specs, self.layer_names, self._shapes):
+            weight = bias = None
+            if is_synaptic(layer):
+                weight = layer.weight.detach().cpu().numpy().copy()
+                bias = None if layer.bias is None else layer.bias.detach().cpu().numpy().copy()
+            layers.append(Layer(
+                name=name, kind=spec["kind"], input_shape=in_shape, output_shape=out_shape, weight=weight, bias=bias,
+                stride=tuple(spec.get("stride", (1, 1))), padding=tuple(spec.get("padding", (0, 0))),
+                neuron=copy.deepcopy(neuron) if is_synaptic(layer) else None,
+            ))
+        metadata = {"method": "conversion", "scales": self.scales, **self.metadata,
+                    "preprocessing": "SB3 preprocess_obs" + (" (images / 255)" if self.normalize_images else "")}
+        return SpikingDescription(
+            layers=layers, input_shape=self.input_shape(), encoding={"kind": "analog"}, timesteps=self.timesteps,
+            readout={"kind": self.readout}, n_actions=int(self.action_space.n), metadata=metadata,
+        )
+
+    def spike_counts_by_name(self, simulation: IFSimulation) -> dict[str, np.ndarray]:
+        """Spike counts of a :meth:`simulate` result keyed by layer name (for ``count_operations``)."""
+        return {self.layer_names[i]: c.detach().cpu().numpy() for i, c in simulation.spike_counts.items()}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save constructor arguments and weights; loads with ``torch.load(weights_only=True)``.
+
+        :param path: file to write (``.pt`` by convention)
+        """
+        params = self._get_constructor_parameters()
+        params["observation_space"] = _space_to_dict(self.observation_space)
+        params["action_space"] = _space_to_dict(self.action_space)
+        th.save({"format": FILE_FORMAT, "version": FILE_VERSION, "params": params,
+                 "state_dict": {k: v.cpu() for k, v in self.state_dict().items()}}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: th.device | str = "auto") -> ConvertedQPolicy:  # type: ignore[override]
+        """Load a policy written by :meth:`save` (no pickle: ``weights_only=True``).
+
+        :param path: file written by :meth:`save`
+        :param device: torch device (``"auto"``: CUDA when available)
+        """
+        from stable_baselines3.common.utils import get_device
+
+        data = th.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
+            raise ValueError(f"{path}: not a converted Q-policy file")
+        if data.get("version") != FILE_VERSION:
+            raise ValueError(f"{path}: version {data.get('version')} is not supported (expected {FILE_VERSION})")
+        params = dict(data["params"])
+        params["observation_space"] = _space_from_dict(params["observation_space"])
+        params["action_space"] = _space_from_dict(params["action_space"])
+        params = {k: v for k, v in params.items() if k in _CONSTRUCTOR_ARGS}
+        policy = cls(**params)
+        policy.load_state_dict(data["state_dict"])
+        return policy.to(get_device(device))
+
+
+_CONSTRUCTOR_ARGS = {
+    "observation_space", "action_space", "layer_specs", "layer_names", "timesteps", "readout", "threshold",
+    "scales", "normalize_images", "max_chunk_elements", "metadata",
+}

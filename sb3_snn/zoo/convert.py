@@ -1,0 +1,172 @@
+"""``sb3-snn convert``: convert a trained Q-learning agent to an IF spiking policy and sweep T / readouts.
+
+    sb3-snn convert --algo dqn --env CartPole-v1 -f logs --exp-id 1 --percentile 99.9 \\
+        --timesteps 100 500 --readout robust rate --episodes 10 [-tb tb]
+    sb3-snn convert --algo ppo --env PongNoFrameskip-v4 --model-path ppo_pong.zip --episodes 2
+
+Prints the table (score, conversion rate, SynOps per action for every T and readout, and the source
+model's own row), writes ``conversion.json`` and ``conversion.csv``, saves the converted policy
+(``converted_policy.pt``, first T and readout) and its spiking description (``spiking_description/``)
+into the output folder, and logs to TensorBoard with ``-tb``. Defaults come from
+``zoo_configs/conversion.yml`` (section env id, then ``atari``, then ``default``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sb3_snn.zoo.algos import ZOO_CONFIGS
+from sb3_snn.zoo.experiment import add_experiment_arguments, load_experiment
+
+#: Keys a conversion.yml section may set.
+SETTINGS = ("percentile", "timesteps", "readout", "n_calibration", "episodes", "epsilon", "max_episode_steps")
+
+
+def load_settings(path: str | os.PathLike, env_id: str) -> dict[str, Any]:
+    """The conversion settings for ``env_id``: its section, else ``atari`` (NoFrameskip envs), else ``default``.
+
+    :param path: a conversion YAML file
+    :param env_id: environment id
+    """
+    with open(path) as file:
+        config = yaml.safe_load(file) or {}
+    section = config.get(env_id)
+    if section is None and "NoFrameskip" in env_id:
+        section = config.get("atari")
+    if section is None:
+        section = config.get("default", {})
+    unknown = set(section) - set(SETTINGS)
+    if unknown:
+        raise SystemExit(f"{path}: unknown conversion settings {sorted(unknown)} for {env_id}")
+    return dict(section)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sb3-snn convert", description=__doc__.splitlines()[0])
+    add_experiment_arguments(parser)
+    parser.add_argument("--model-path", default=None, help="convert this .zip instead of an experiment in -f")
+    parser.add_argument("-conf", "--conf-file", default=None, help="conversion YAML (default: zoo_configs/conversion.yml)")
+    parser.add_argument("--percentile", type=float, default=None, help="percentile p of the normalisation")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=None, help="simulation steps T to evaluate")
+    parser.add_argument("--readout", nargs="+", choices=("robust", "rate"), default=None, help="readouts to evaluate")
+    parser.add_argument("--episodes", type=int, default=None, help="episodes per setting")
+    parser.add_argument("--n-calibration", type=int, default=None, help="calibration frames (model plays, eps 0.05)")
+    parser.add_argument("--epsilon", type=float, default=None, help="exploration while evaluating")
+    parser.add_argument("--max-episode-steps", type=int, default=None, help="cap on agent steps per episode")
+    parser.add_argument("--output-dir", default=None, help="default: <experiment>/conversion or logs/conversion/<env>")
+    parser.add_argument("-tb", "--tensorboard-log", default=None, help="TensorBoard folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    return parser
+
+
+def _load_from_path(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Load ``--model-path`` with the ``--algo`` class and build its env (Atari: the fixture's wrappers)."""
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    from sb3_snn.zoo.algos import install_algos
+
+    algos = install_algos()
+    if args.algo not in algos:
+        raise SystemExit(f"unknown algorithm {args.algo!r}; known: {', '.join(sorted(algos))}")
+    if "NoFrameskip" in args.env:
+        import ale_py
+
+        gym.register_envs(ale_py)
+        env = VecFrameStack(make_atari_env(args.env, n_envs=1, seed=args.seed), n_stack=4)
+    else:
+        env = make_vec_env(args.env, n_envs=1, seed=args.seed)
+    custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
+    kwargs = {"buffer_size": 1} if args.algo in ("dqn", "ddqn", "qrdqn") else {}
+    model = algos[args.algo].load(args.model_path, device=args.device, custom_objects=custom, **kwargs)
+    return model, env
+
+
+def main(argv: list[str]) -> int:
+    """Run the command; returns the exit code."""
+    import torch as th
+
+    from sb3_snn.conversion import convert
+    from sb3_snn.conversion.evaluation import format_table, sweep
+
+    args = _parser().parse_args(argv)
+    th.set_num_threads(args.threads)
+    conf = args.conf_file or (Path.cwd() / "zoo_configs" / "conversion.yml")
+    if not Path(conf).is_file():
+        conf = ZOO_CONFIGS / "conversion.yml"
+    settings = load_settings(conf, args.env)
+    for key in SETTINGS:
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    settings.setdefault("percentile", 99.9)
+    settings.setdefault("timesteps", [500])
+    settings.setdefault("readout", ["robust"])
+    settings.setdefault("n_calibration", 2000)
+    settings.setdefault("episodes", 10)
+    settings.setdefault("epsilon", 0.05)
+    settings.setdefault("max_episode_steps", None)
+
+    if args.model_path:
+        model, env = _load_from_path(args)
+        source_path = args.model_path
+        output = Path(args.output_dir or Path(args.folder) / "conversion" / f"{args.env}_{args.algo}")
+    else:
+        experiment = load_experiment(args)
+        model, env, source_path = experiment.model, experiment.env, experiment.model_path
+        output = Path(args.output_dir or Path(experiment.log_path) / "conversion")
+    policy = convert(model, env=env, percentile=settings["percentile"], timesteps=settings["timesteps"][0],
+                     readout=settings["readout"][0], n_calibration=settings["n_calibration"], seed=args.seed,
+                     device=args.device)
+    policy.metadata.update(env_id=args.env, algo=args.algo, source_path=str(source_path))
+    results = sweep(policy, model, env, timesteps=settings["timesteps"], readouts=settings["readout"],
+                    n_episodes=settings["episodes"], epsilon=settings["epsilon"], seed=args.seed,
+                    max_episode_steps=settings["max_episode_steps"])
+    print(format_table(results))
+
+    output.mkdir(parents=True, exist_ok=True)
+    rows = [r.as_dict() for r in results]
+    document = {
+        "command": " ".join(["sb3-snn convert", *argv]),
+        "machine": {"platform": platform.platform(), "torch_threads": th.get_num_threads(), "device": args.device},
+        "env": args.env, "algo": args.algo, "source": str(source_path), "settings": settings,
+        "scales": policy.scales, "results": rows,
+    }
+    (output / "conversion.json").write_text(json.dumps(document, indent=2))
+    columns = ["timesteps", "readout", "mean_score", "std_score", "conversion_rate", "n_steps",
+               "synops_per_action", "input_macs_per_action", "ann_macs", "seconds_per_action", "truncated_episodes"]
+    with open(output / "conversion.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    policy.save(output / "converted_policy.pt")
+    policy.spiking_description().to_files(output / "spiking_description")
+    if args.tensorboard_log:
+        from stable_baselines3.common.logger import configure
+
+        logger = configure(str(Path(args.tensorboard_log) / args.env / "conversion"), ["tensorboard"])
+        for result in results:
+            if result.readout == "ann":
+                continue
+            prefix = f"conversion/{result.readout}"
+            logger.record(f"{prefix}/score", result.mean_score)
+            logger.record(f"{prefix}/conversion_rate", result.conversion_rate)
+            logger.record(f"{prefix}/synops_per_action", result.synops_per_action)
+            logger.dump(step=result.timesteps)
+        logger.close()
+    print(f"wrote {output}/conversion.json, conversion.csv, converted_policy.pt, spiking_description/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,254 @@
+"""DQN -> IF-SNN conversion: exactness of the fast simulation, readout, normalisation, policy API."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.dqn.policies import DQNPolicy
+from torch import nn
+
+from sb3_snn import ConvertedQPolicy, convert
+from sb3_snn.conversion import StreamingPercentile, extract_network, simulate_fast, simulate_reference
+from sb3_snn.conversion.simulation import _if_loop, first_layer_counts, if_dynamics
+from sb3_snn.spiking import count_operations, simulate
+
+
+def dyadic(shape: tuple[int, ...], scale: float, denominator: int = 64, seed: int = 0) -> th.Tensor:
+    """Random multiples of 1/denominator: every sum of them is exact in float32, in any order."""
+    gen = th.Generator().manual_seed(seed)
+    return th.round(th.randn(shape, generator=gen) * scale * denominator) / denominator
+
+
+def dyadic_net(layers: list[nn.Module], scale: float = 0.4, seed: int = 0) -> list[nn.Module]:
+    with th.no_grad():
+        for i, layer in enumerate(layers):
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                layer.weight.copy_(dyadic(tuple(layer.weight.shape), scale, seed=seed + i))
+                layer.bias.copy_(dyadic(tuple(layer.bias.shape), 0.1, seed=seed + 100 + i))
+    return layers
+
+
+def mlp() -> list[nn.Module]:
+    return [nn.Flatten(), nn.Linear(6, 24), nn.Linear(24, 16), nn.Linear(16, 3)]
+
+
+def small_cnn() -> list[nn.Module]:
+    return [nn.Conv2d(2, 4, 3, stride=2), nn.Conv2d(4, 6, 3, padding=1), nn.Flatten(), nn.Linear(6 * 4 * 4, 8),
+            nn.Linear(8, 3)]
+
+
+# --- the dynamics: where the fast path is exact and where it is not taken ------------------------
+
+
+def test_first_layer_closed_form_any_constant_current() -> None:
+    """Constant current: n[t] = clip(floor(t z), 0, t) for every z, including z > V_thr and z < 0."""
+    z = th.tensor([[-2.0, -0.25, 0.0, 0.125, 0.5, 0.984375, 1.0, 1.5, 3.0]])
+    steps = 40
+    counts, v_final = _if_loop(z.expand(steps, -1).contiguous(), 1.0)
+    closed = first_layer_counts(z, steps)[:, 0]
+    assert th.equal(closed, counts)
+    assert th.equal(steps * z[0] - closed[-1], v_final)  # V(T) = T z - n(T)
+
+
+def test_scan_identity_exact_when_currents_at_most_threshold() -> None:
+    """I[t] <= V_thr (negative currents allowed): the cumsum/cummax identity is taken for every neuron."""
+    current = dyadic((200, 300), 0.6).clamp(max=1.0)  # negative and positive, never above V_thr
+    assert (current < 0).any()
+    counts, _, v_final, fast = if_dynamics(current)
+    loop_counts, loop_v = _if_loop(current, 1.0)
+    assert bool(fast.all())
+    assert th.equal(counts, loop_counts) and th.equal(v_final, loop_v)
+
+
+def test_scan_falls_back_where_membrane_reaches_two_thresholds() -> None:
+    """Currents above V_thr: the identity would over-count (a neuron fires at most once per step);
+    those neurons are detected and solved with the per-step loop, the rest stay on the fast path."""
+    current = dyadic((100, 64), 0.5, seed=3)
+    current[:10, :8] = 1.75  # strong input at the start: v climbs above 2 V_thr
+    counts, _, v_final, fast = if_dynamics(current)
+    loop_counts, loop_v = _if_loop(current, 1.0)
+    assert th.equal(counts, loop_counts) and th.equal(v_final, loop_v)
+    assert not bool(fast[:8].any()) and bool(fast[8:].any())
+    raw = th.cummax(th.floor(th.cumsum(current, 0)).clamp_min(0), 0).values  # the identity alone
+    assert (raw[:, :8] != loop_counts[1:, :8]).any(dim=0).all()  # wrong spike times for each of them
+    *_, forced = if_dynamics(current, fast=False)
+    assert not bool(forced.any())
+
+
+@pytest.mark.parametrize("make", [mlp, small_cnn])
+def test_fast_equals_reference_dyadic_float32(make) -> None:
+    """Exact arithmetic (dyadic weights and inputs): identical spikes and membranes, every layer."""
+    layers = dyadic_net(make(), scale=0.5)
+    shape = (5, 6) if make is mlp else (5, 2, 9, 9)
+    x = dyadic(shape, 0.8, seed=7)
+    for readout in ("robust", "rate"):
+        fast = simulate_fast(layers, x, 60, readout=readout)
+        ref = simulate_reference(layers, x, 60, readout=readout)
+        assert fast.spike_counts.keys() == ref.spike_counts.keys()
+        for key in ref.spike_counts:
+            assert th.equal(fast.spike_counts[key], ref.spike_counts[key]), key
+            assert th.equal(fast.final_potential[key], ref.final_potential[key]), key
+        assert th.equal(fast.outputs, ref.outputs)
+    assert any(f < 1.0 for f in fast.fast_fraction.values()) or all(f == 1.0 for f in fast.fast_fraction.values())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_equals_reference_random_float64(seed: int) -> None:
+    """Random (non-dyadic) networks and inputs in float64: identical spike counts."""
+    th.manual_seed(seed)
+    layers = [layer.double() for layer in small_cnn()]
+    with th.no_grad():
+        for layer in layers:
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                layer.weight.mul_(2.0)
+    x = th.rand(4, 2, 9, 9, dtype=th.float64)
+    fast = simulate_fast(layers, x, 80)
+    ref = simulate_reference(layers, x, 80)
+    for key in ref.spike_counts:
+        assert th.equal(fast.spike_counts[key], ref.spike_counts[key])
+    assert th.allclose(fast.outputs, ref.outputs)
+
+
+def test_robust_readout_is_time_averaged_last_layer_current() -> None:
+    """f = n(T)/T + V(T)/(T V_thr) equals (1/T) sum_t I_L[t] (reset by subtraction)."""
+    layers = dyadic_net(mlp())
+    x = dyadic((8, 6), 1.0, seed=11)
+    for steps in (7, 50):
+        ref = simulate_reference(layers, x, steps, readout="robust")
+        assert th.allclose(ref.outputs, ref.mean_current, atol=1e-6)
+        fast = simulate_fast(layers, x, steps, readout="robust")
+        assert th.allclose(fast.outputs, fast.mean_current, atol=1e-6)
+        rate = simulate_reference(layers, x, steps, readout="rate").outputs
+        assert th.equal(rate * steps, ref.spike_counts[3])  # the rate readout is counts / T
+
+
+# --- normalisation -----------------------------------------------------------------------------
+
+
+def test_streaming_percentile_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal(100_003).astype(np.float32)
+    for p in (0.0, 50.0, 99.0, 99.9, 99.99, 100.0):
+        stream = StreamingPercentile(p, data.size)
+        for chunk in np.array_split(data, 7):
+            stream.add(th.as_tensor(chunk))
+        assert stream.value() == pytest.approx(float(np.percentile(data.astype(np.float64), p)), rel=1e-12, abs=1e-12)
+
+
+def test_streaming_percentile_beyond_torch_quantile_limit() -> None:
+    """More than 2^24 values (torch.quantile refuses them), exact against numpy."""
+    n = (1 << 24) + 1000
+    rng = np.random.default_rng(1)
+    stream = StreamingPercentile(99.9, n)
+    parts = []
+    for size in (1 << 23, 1 << 23, 1000):
+        part = rng.random(size, dtype=np.float32)
+        parts.append(part)
+        stream.add(th.as_tensor(part))
+    with pytest.raises(RuntimeError):
+        th.quantile(th.as_tensor(np.concatenate(parts)), 0.999)
+    assert stream.value() == pytest.approx(float(np.percentile(np.concatenate(parts).astype(np.float64), 99.9)), abs=1e-9)
+
+
+# --- the policy ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cartpole_dqn() -> DQN:
+    return DQN("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [32, 32]}, learning_starts=10**6, seed=0)
+
+
+def test_convert_dqn_plays_predicts_saves_loads(cartpole_dqn: DQN, tmp_path) -> None:
+    policy = convert(cartpole_dqn, n_calibration=200, timesteps=30, percentile=99.9)
+    assert isinstance(policy, ConvertedQPolicy) and len(policy.scales) == 3
+    assert policy.metadata["n_calibration"] == 200
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    action, _ = policy.predict(obs)
+    assert np.ndim(action) == 0
+    batch = np.stack([env.observation_space.sample() for _ in range(5)])
+    actions, _ = policy.predict(batch)
+    assert actions.shape == (5,)
+    mean, _ = evaluate_policy(policy, env, n_eval_episodes=1, warn=False)
+    assert mean > 0
+    path = tmp_path / "policy.pt"
+    policy.save(path)
+    raw = th.load(path, weights_only=True)  # no pickle needed
+    assert raw["format"] == "sb3-snn/converted-q-policy"
+    loaded = ConvertedQPolicy.load(path, device="cpu")
+    assert np.array_equal(loaded.predict(batch)[0], actions)
+    assert loaded.timesteps == 30 and loaded.scales == policy.scales
+    loaded.load_state_dict(policy.state_dict())  # SB3's parameter API (state_dict) round trip
+
+
+def test_converted_matches_ann_at_large_T(cartpole_dqn: DQN) -> None:
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, size=(64, 4)).astype(np.float32)
+    policy = convert(cartpole_dqn, calibration_obs=obs, timesteps=400)
+    q = cartpole_dqn.policy.q_net(th.as_tensor(obs))
+    gap = (q.max(1).values - q.min(1).values).detach().numpy()
+    clear = gap > 0.05 * gap.mean()  # skip near-ties
+    ann = q.argmax(1).numpy()
+    snn, _ = policy.predict(obs)
+    assert (snn[clear] == ann[clear]).mean() >= 0.95
+
+
+def test_spiking_description_simulates_to_same_actions(cartpole_dqn: DQN) -> None:
+    rng = np.random.default_rng(2)
+    obs = rng.uniform(-1, 1, size=(16, 4)).astype(np.float32)
+    for readout in ("robust", "rate"):
+        policy = convert(cartpole_dqn, calibration_obs=obs, timesteps=25, readout=readout)
+        description = policy.spiking_description()
+        assert description.encoding == {"kind": "analog"} and description.readout == {"kind": readout}
+        assert all(l.neuron.model == "IF" and l.neuron.reset == "subtract" and l.neuron.decay == 1.0
+                   for l in description.layers if l.neuron is not None)
+        result = simulate(description, obs)
+        sim = policy.simulate(th.as_tensor(obs), dtype=th.float64)
+        assert np.array_equal(result.actions, sim.outputs.argmax(1).numpy())
+        assert np.array_equal(result.actions, policy.predict(obs)[0])
+        counts = policy.spike_counts_by_name(sim)
+        for name, value in result.spike_counts.items():
+            assert np.array_equal(value, counts[name]), name
+        cost = count_operations(description, counts)
+        assert cost.synops > 0 and cost.input_macs == 4 * 32 * 25
+
+
+def test_nature_cnn_description_and_policy_agree() -> None:
+    space = spaces.Box(0, 255, (1, 36, 36), np.uint8)
+    q_policy = DQNPolicy(space, spaces.Discrete(3), lambda _: 0.0, features_extractor_class=NatureCNN,
+                         features_extractor_kwargs={"features_dim": 16})
+    source = extract_network(q_policy)
+    assert [type(l).__name__ for l in source.layers] == ["Conv2d", "Conv2d", "Conv2d", "Flatten", "Linear", "Linear"]
+    obs = np.random.default_rng(0).integers(0, 255, size=(6, 1, 36, 36), dtype=np.uint8)
+    policy = convert(q_policy, calibration_obs=obs, timesteps=12)
+    description = policy.spiking_description()
+    x = obs.astype(np.float64) / 255.0
+    assert np.array_equal(simulate(description, x).actions, policy.simulate(th.as_tensor(obs), dtype=th.float64).outputs.argmax(1).numpy())
+    channel_last = np.transpose(obs, (0, 2, 3, 1))
+    assert np.array_equal(policy.predict(channel_last)[0], policy.predict(obs)[0])
+
+
+def test_qrdqn_mean_over_quantiles_is_folded() -> None:
+    from sb3_contrib import QRDQN
+
+    model = QRDQN("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [16], "n_quantiles": 5}, learning_starts=10**6)
+    source = extract_network(model)
+    obs = th.rand(10, 4)
+    expected = model.policy.quantile_net(obs).mean(dim=1)
+    assert th.allclose(source.q_values(obs), expected, atol=1e-6)
+    policy = convert(model, calibration_obs=obs.numpy(), timesteps=10)
+    assert policy.action_space.n == 2 and policy.layers[-1].out_features == 2
+
+
+def test_unsupported_layer_is_named() -> None:
+    model = DQN("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [8], "activation_fn": nn.Tanh})
+    with pytest.raises(ValueError, match=r"'q_net\.1' \(Tanh\)"):
+        convert(model, calibration_obs=np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="Discrete"):
+        extract_network(PPO("MlpPolicy", "Pendulum-v1").policy)
