@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import platform
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine as describe_machine  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_snn.sdn import SDN, Teacher
 
 
-def machine() -> dict[str, Any]:
-    """Where the figures were measured."""
-    return {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch": th.__version__, "torch_threads": th.get_num_threads(),
-        "note": "2 CPU cores shared with other jobs; timings are indicative",
-    }
+def machine() -> str:
+    """Where the figures were measured (CPU, cores, torch, threads, GPU)."""
+    return describe_machine("cuda" if th.cuda.is_available() else "cpu")
 
 
 def play(model: Any, env: VecEnv, episodes: int, teacher: Teacher | None = None, max_steps: int = 100_000) -> dict[str, Any]:

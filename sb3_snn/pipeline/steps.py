@@ -70,17 +70,27 @@ def learning_curve(folder: Path) -> list[list[float]]:
     return points
 
 
-def _train(algo: str, settings: dict[str, Any], folder: Path, config: Path, hyperparams: dict[str, Any] | None,
-           n_timesteps: int, model_name: str) -> StageOutcome:
+def _train(algo: str, settings: dict[str, Any], stage: dict[str, Any], folder: Path, config: Path,
+           hyperparams: dict[str, Any] | None, model_name: str) -> StageOutcome:
+    n_timesteps = int(stage["n_timesteps"])
     start = time.time()
     resumed_from = checkpoint_timesteps(folder / "checkpoint")
+    eval_freq = int(stage.get("eval_freq", -1))
     model = train_from_zoo(algo, settings["env"], folder, config, n_timesteps, seed=settings["seed"],
                            hyperparams=hyperparams, tensorboard_log=str(folder.parent / "tensorboard"),
-                           checkpoint_every=max(n_timesteps // 10, 500), progress_bar=settings.get("progress", False))
-    model.save(folder / model_name)
+                           checkpoint_every=max(n_timesteps // 10, 500), eval_freq=eval_freq,
+                           eval_episodes=int(stage.get("eval_episodes", 5)), progress_bar=settings.get("progress", False))
+    # the zoo's EvalCallback keeps the best evaluated model: DQN-style training is unstable, so that is
+    # the one a zoo user would deploy (as `sb3-snn evaluate --load-best`)
+    best = sorted((folder / "zoo").rglob("best_model.zip"), key=lambda path: path.stat().st_mtime)
+    chosen = "best evaluated" if eval_freq > 0 and best else "final"
+    if chosen == "final":
+        model.save(folder / model_name)
+    else:
+        shutil.copyfile(best[-1], folder / model_name)
     curve = learning_curve(folder / "zoo")
     (folder / "learning_curve.json").write_text(json.dumps(curve))
-    summary = {"algo": algo, "n_timesteps": int(model.num_timesteps), "resumed_from_timestep": resumed_from,
+    summary = {"algo": algo, "n_timesteps": int(model.num_timesteps), "model": chosen, "resumed_from_timestep": resumed_from,
                "train_seconds": round(time.time() - start, 1), "parameter_bytes": parameter_bytes(model.policy)}
     return StageOutcome(summary, [model_name, "learning_curve.json"])
 
@@ -94,22 +104,20 @@ def teacher_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
         (folder / "learning_curve.json").write_text("[]")
         return StageOutcome({"algo": teacher["algo"], "given": str(teacher["path"]), "n_timesteps": int(model.num_timesteps),
                              "parameter_bytes": parameter_bytes(model.policy)}, ["teacher.zip", "learning_curve.json"])
-    return _train(teacher["algo"], settings, folder, zoo_config(teacher["algo"]), teacher.get("hyperparams"),
-                  int(teacher["n_timesteps"]), "teacher.zip")
+    return _train(teacher["algo"], settings, teacher, folder, zoo_config(teacher["algo"]), teacher.get("hyperparams"),
+                  "teacher.zip")
 
 
 def sdn_stage(settings: dict[str, Any], folder: Path, teacher_path: Path) -> StageOutcome:
     """Distil a spiking student from the teacher (``zoo_configs/sdn.yml``)."""
     hyperparams = {**(settings["sdn"].get("hyperparams") or {}), "teacher": str(teacher_path.resolve())}
-    return _train("sdn", settings, folder, zoo_config("sdn"), hyperparams, int(settings["sdn"]["n_timesteps"]),
-                  "student.zip")
+    return _train("sdn", settings, settings["sdn"], folder, zoo_config("sdn"), hyperparams, "student.zip")
 
 
 def cvtc_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
     """Train a CVTC Q-network with Double DQN (``zoo_configs/cvtc.yml``)."""
     cvtc = settings["cvtc"]
-    return _train(cvtc["algo"], settings, folder, zoo_config("cvtc"), cvtc.get("hyperparams"), int(cvtc["n_timesteps"]),
-                  "cvtc.zip")
+    return _train(cvtc["algo"], settings, cvtc, folder, zoo_config("cvtc"), cvtc.get("hyperparams"), "cvtc.zip")
 
 
 def conversion_stage(settings: dict[str, Any], folder: Path, teacher_path: Path) -> StageOutcome:

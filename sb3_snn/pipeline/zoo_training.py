@@ -21,7 +21,8 @@ from sb3_snn.zoo.algos import install_algos
 
 
 def _manager(algo: str, env_id: str, folder: Path, config: Path, n_timesteps: int, seed: int,
-             hyperparams: dict[str, Any], tensorboard_log: str, trained_agent: str, device: str):
+             hyperparams: dict[str, Any], tensorboard_log: str, trained_agent: str, device: str,
+             eval_freq: int, eval_episodes: int):
     from rl_zoo3.exp_manager import ExperimentManager
 
     import rl_zoo3.import_envs  # noqa: F401  (Atari and the zoo's other environments)
@@ -30,7 +31,8 @@ def _manager(algo: str, env_id: str, folder: Path, config: Path, n_timesteps: in
                               hyperparams=hyperparams, env_kwargs=None, trained_agent=trained_agent)
     return ExperimentManager(
         args, algo, env_id, str(folder / "zoo"), tensorboard_log=tensorboard_log, n_timesteps=n_timesteps,
-        eval_freq=-1, hyperparams=hyperparams, trained_agent=trained_agent, seed=seed, verbose=0,
+        eval_freq=eval_freq, n_eval_episodes=eval_episodes, hyperparams=hyperparams, trained_agent=trained_agent,
+        seed=seed, verbose=0,
         device=device, config=str(config),
     )
 
@@ -47,6 +49,8 @@ def train_from_zoo(
     checkpoint_every: int = 5_000,
     callback: MaybeCallback = None,
     device: str = "cpu",
+    eval_freq: int = -1,
+    eval_episodes: int = 5,
     **learn_kwargs: Any,
 ) -> BaseAlgorithm:
     """Train ``algo`` on ``env_id`` with the zoo config ``config``, checkpointing into ``folder``.
@@ -64,6 +68,9 @@ def train_from_zoo(
     :param checkpoint_every: checkpoint interval in environment steps
     :param callback: extra callbacks for ``learn``
     :param device: torch device
+    :param eval_freq: evaluate every this many steps and keep ``best_model.zip`` (the zoo's EvalCallback);
+        -1: never
+    :param eval_episodes: episodes per evaluation
     :param learn_kwargs: passed to ``learn`` (``progress_bar``, ``log_interval``)
     """
     install_algos()
@@ -71,7 +78,7 @@ def train_from_zoo(
     checkpoint = folder / "checkpoint" / CHECKPOINT
     # a resumed run goes through the zoo's own continue-training path, which loads the checkpoint
     manager = _manager(algo, env_id, folder, config, n_timesteps, seed, dict(hyperparams or {}), tensorboard_log,
-                       str(checkpoint) if checkpoint.is_file() else "", device)
+                       str(checkpoint) if checkpoint.is_file() else "", device, eval_freq, eval_episodes)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "zoo.log", "a") as log, contextlib.redirect_stdout(log):  # the zoo prints its settings
         model, _ = manager.setup_experiment()
