@@ -101,8 +101,75 @@ def test_spikingjelly_cannot_import_a_non_spiking_readout():
         spikingjelly_outputs(to_nir(description), description, examples.example_observations(description, 4))
 
 
-def test_temporal_neurons_are_refused():
+def test_temporal_neurons_in_a_discrete_time_network_are_refused():
     description = examples.sdn_like(hidden=(8,))
     description.layers[1].neuron = NeuronPopulation("temporal", params={"beta": 1e-3})
     with pytest.raises(UnsupportedNetworkError, match="temporal"):
         to_nir(description)
+
+
+def _tiny_cvtc():
+    import sb3_snn
+
+    return sb3_snn.DDQN("CVTCPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), seed=0).policy
+
+
+def _cartpole_obs(n):
+    return np.random.default_rng(0).uniform(-0.2, 0.2, size=(n, 4))
+
+
+@pytest.mark.parametrize("temporal_node", ["cuba_lif", "li_if"])
+def test_beta_free_cvtc_is_written_as_time_to_first_spike_graph(tmp_path, temporal_node):
+    import json
+
+    policy = _tiny_cvtc()
+    description = policy.spiking_description()  # inference="mostafa": beta = 0
+    obs = _cartpole_obs(32)
+    deployment = backends.load("nir").compile(policy, obs, temporal_node=temporal_node)
+    assert deployment.calibration["agreement"] == 1.0
+    deployment.save(tmp_path)
+    graph = nir.read(tmp_path / "model.nir")
+    n_in = description.layers[0].input_shape[0]
+    names = ["input", "cvtc0", "cvtc0_neuron", "cvtc1", "cvtc1_neuron", "output"]
+    if temporal_node == "li_if":
+        names[2:2], names[5:5] = ["cvtc0_synapse"], ["cvtc1_synapse"]
+    assert sorted(graph.nodes) == sorted(names)
+    assert sorted(map(tuple, graph.edges)) == sorted(zip(names[:-1], names[1:]))
+    assert list(np.asarray(graph.nodes["input"].input_type["input"])) == [n_in]
+    assert isinstance(graph.nodes["cvtc0"], nir.Linear)
+    np.testing.assert_allclose(graph.nodes["cvtc0"].weight, description.layers[0].weight)
+    assert graph.nodes["cvtc1"].weight.shape == (2, 8)
+    cell = graph.nodes["cvtc0_neuron"]
+    if temporal_node == "cuba_lif":
+        assert isinstance(cell, nir.CubaLIF) and cell.tau_syn.shape == (8,)
+        assert np.all(cell.tau_syn == 1.0) and np.all(cell.r == cell.tau_mem) and np.all(cell.tau_mem >= 1e6)
+        assert np.all(cell.v_leak == 0.0) and np.all(cell.w_in == 1.0)
+        assert deployment.approximations  # the finite tau_mem is listed
+    else:
+        synapse = graph.nodes["cvtc0_synapse"]
+        assert isinstance(synapse, nir.LI) and np.all(synapse.tau == 1.0) and np.all(synapse.r == 1.0)
+        assert isinstance(cell, nir.IF) and np.all(cell.r == 1.0)
+        assert deployment.approximations == []
+    assert np.all(cell.v_threshold == 1.0) and np.all(cell.v_reset < -1e3)
+    assert list(np.asarray(graph.nodes["output"].output_type["output"])) == [2]
+    meta = json.loads(graph.metadata["sb3_snn"])
+    assert meta["encoding"]["kind"] == "population_temporal"
+    assert meta["readout"]["kind"] == "spike_time" and meta["readout"]["q_sign"] == description.readout["q_sign"]
+    assert "first" in meta["temporal"]["semantics"] and "ln(z" in meta["temporal"]["input"]
+    assert any("host" in note for note in deployment.report().notes)
+    import torch as th
+
+    policy.q_net.set_inference("mostafa")  # the beta-free network the graph describes
+    loaded = backends.load("nir").load_deployment(tmp_path)
+    np.testing.assert_array_equal(loaded.run(obs), policy.q_net(th.as_tensor(obs, dtype=th.float32)).argmax(1).numpy())
+
+
+def test_cvtc_with_beta_is_refused_unless_dropped():
+    policy = _tiny_cvtc()
+    description = policy.spiking_description(inference="beta")
+    obs = _cartpole_obs(16)
+    with pytest.raises(UnsupportedNetworkError, match="beta.*drop_beta=True"):
+        backends.load("nir").compile(description, obs)
+    deployment = backends.load("nir").compile(description, obs, drop_beta=True, temporal_node="li_if")
+    assert any("beta" in a and "dropped" in a for a in deployment.approximations)
+    assert 0.0 <= deployment.calibration["agreement"] <= 1.0

@@ -21,9 +21,31 @@ flatten                 ``Flatten(start_dim=0)``                           shape
 NIR has no reset by subtraction: an ``IF``/``LIF`` population with ``reset = "subtract"`` (a
 converted network) is refused with that reason, unless ``approximate_reset=True`` is passed, in which
 case it is written as a reset to 0 (a different network: :meth:`NIRDeployment.run` simulates exactly
-what the file says, so the report's agreement figure shows the cost of the approximation). Temporal
-(CVTC) neurons have no NIR node and are refused. The readout, the input encoding and the time steps
-are not NIR concepts: they are stored as JSON in the graph's ``metadata["sb3_snn"]``.
+what the file says, so the report's agreement figure shows the cost of the approximation). The readout,
+the input encoding and the time steps are not NIR concepts: they are stored as JSON in the graph's
+``metadata["sb3_snn"]``.
+
+Temporal (CVTC) neurons, beta-free (Mostafa) inference only. Such a neuron is a non-leaky
+integrate-and-fire neuron fed by an exponentially decaying synaptic current (tau_syn = 1, threshold 1):
+``V(t) = sum_i w_i (1 - exp(-(t - t_i)))``; its output is the time of its *first* threshold crossing.
+In NIR (continuous time, no ``dt`` involved; the time unit is tau_syn) a layer is written as
+
+* ``temporal_node="cuba_lif"`` (default, one node most hardware toolchains map):
+  ``Linear(W)`` -> ``CubaLIF(tau_syn=1, tau_mem=T, r=T, v_leak=0, v_threshold=1, v_reset=-1e6)``.
+  NIR 1.0.8 has no leak-free current-based node, so the integrator is a LIF with a very long
+  membrane constant ``T`` (``tau_mem``, default 1e6): ``dv/dt = I - v/T``, i.e. spike times
+  off by a relative ~t/T (t <= ln(z_never) ~ 7), listed as an approximation in the report;
+* ``temporal_node="li_if"`` (exact): ``Linear(W)`` -> ``LI(tau=1, r=1, v_leak=0)`` (the synaptic
+  current) -> ``IF(r=1, v_threshold=1, v_reset=-1e6)`` (the leak-free membrane).
+
+``v_reset = -1e6`` makes a literal simulation fire each neuron at most once. The input of the graph is
+the *spike times* ``t_i = ln(z_i)`` of the population encoder (one spike per input neuron), which runs
+on the host (observation -> spike times; its constants are ``metadata["sb3_snn"]["encoding"]``); the
+readout (``metadata["sb3_snn"]["readout"]``, ``temporal``) is the output neurons' first spike times,
+``Q = q_sign * exp(t_out)``, action ``argmax``; a neuron silent until ``z_never`` counts as firing at
+``ln(z_never)``. A description with ``beta != 0`` (``spiking_description(inference="beta")``) is refused
+unless ``drop_beta=True`` (CLI: ``--set drop_beta=true``): the graph is then the beta-free network and
+the report's agreement figure measures what dropping beta costs.
 """
 
 from __future__ import annotations
@@ -62,12 +84,65 @@ def _require_nir() -> Any:
     return nir
 
 
-def check_nir(description: SpikingDescription, approximate_reset: bool = False) -> list[str]:
+TEMPORAL_NODES = ("cuba_lif", "li_if")
+TEMPORAL_TAU_MEM = 1e6  # the CubaLIF membrane constant standing in for "no leak" (time unit: tau_syn = 1)
+TEMPORAL_V_RESET = -1e6  # far below threshold: a literal simulation fires each neuron once
+
+
+def is_temporal(description: SpikingDescription) -> bool:
+    """True if any layer has time-to-first-spike (CVTC) neurons."""
+    return any(layer.neuron is not None and layer.neuron.model == "temporal" for layer in description.layers)
+
+
+def check_temporal(description: SpikingDescription, drop_beta: bool = False, temporal_node: str = "cuba_lif",
+                   tau_mem: float = TEMPORAL_TAU_MEM) -> list[str]:
+    """The checks of :func:`check_nir` for a CVTC (time-to-first-spike) network; returns the approximations."""
+    if temporal_node not in TEMPORAL_NODES:
+        raise ValueError(f"temporal_node must be one of {TEMPORAL_NODES}, got {temporal_node!r}")
+    approximations = []
+    if description.encoding.get("kind") != "population_temporal":
+        raise UnsupportedNetworkError("network", f"temporal neurons with the {description.encoding.get('kind')!r} encoding",
+                                      "a temporal (time-to-first-spike) network takes spike times from a "
+                                      "'population_temporal' encoder", "nir")
+    if description.readout.get("kind") != "spike_time":
+        raise UnsupportedNetworkError("network", f"the {description.readout.get('kind')!r} readout with temporal neurons",
+                                      "a temporal network is read out by its output spike times", "nir")
+    for layer in description.layers:
+        neuron = layer.neuron
+        if neuron is None or neuron.model != "temporal" or layer.kind != "linear" or layer.bias is not None:
+            raise UnsupportedNetworkError(layer.name, "a layer other than a bias-free linear layer of temporal neurons",
+                                          "only all-temporal (CVTC) networks are written as time-to-first-spike graphs", "nir")
+        params = neuron.params or {}
+        if float(params.get("tau_syn", 1.0)) != 1.0 or neuron.threshold != 1.0:
+            raise UnsupportedNetworkError(layer.name, f"tau_syn {params.get('tau_syn')} / threshold {neuron.threshold}",
+                                          "the CVTC mapping assumes tau_syn = 1 and threshold 1", "nir")
+        beta = float(params.get("beta", 0.0))
+        if beta != 0.0:
+            if not drop_beta:
+                raise UnsupportedNetworkError(
+                    layer.name, f"temporal neurons with beta = {beta:g}",
+                    "NIR has no node for the beta term (V += beta * exp(t)); export the beta-free (Mostafa) "
+                    "network (spiking_description(inference='mostafa')) or pass drop_beta=True "
+                    "(CLI: --set drop_beta=true), which changes the network", "nir")
+            approximations.append(f"{layer.name}: beta = {beta:g} dropped (beta-free Mostafa inference)")
+        if temporal_node == "cuba_lif":
+            approximations.append(f"{layer.name}: leak-free membrane written as CubaLIF with tau_mem = {tau_mem:g} "
+                                  "(relative spike-time error ~ t/tau_mem)")
+    return approximations
+
+
+def check_nir(description: SpikingDescription, approximate_reset: bool = False, drop_beta: bool = False,
+              temporal_node: str = "cuba_lif", tau_mem: float = TEMPORAL_TAU_MEM) -> list[str]:
     """Raise :class:`UnsupportedNetworkError` for what NIR cannot express; return the approximations made.
 
     :param description: the network
     :param approximate_reset: write reset-by-subtraction populations as reset-to-zero instead of refusing
+    :param drop_beta: write temporal (CVTC) layers with ``beta != 0`` as beta-free instead of refusing
+    :param temporal_node: ``"cuba_lif"`` or ``"li_if"`` (see the module docstring)
+    :param tau_mem: the CubaLIF membrane constant for ``"cuba_lif"``
     """
+    if is_temporal(description):
+        return check_temporal(description, drop_beta, temporal_node, tau_mem)
     approximations = []
     if description.encoding.get("kind") not in ("analog", "frames"):
         raise UnsupportedNetworkError("network", f"the {description.encoding.get('kind')!r} encoding",
@@ -76,9 +151,6 @@ def check_nir(description: SpikingDescription, approximate_reset: bool = False) 
         neuron = layer.neuron
         if neuron is None:
             continue
-        if neuron.model == "temporal":
-            raise UnsupportedNetworkError(layer.name, "temporal (time-to-first-spike) neurons",
-                                          "NIR has no node for them", "nir")
         if neuron.model in ("IF", "LIF") and neuron.reset == "subtract":
             if not approximate_reset:
                 raise UnsupportedNetworkError(
@@ -114,15 +186,67 @@ def step_input_shape(description: SpikingDescription) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def to_nir(description: SpikingDescription, dt: float = DEFAULT_DT, approximate_reset: bool = False) -> Any:
+def _temporal_to_nir(nir: Any, description: SpikingDescription, approximations: list[str], temporal_node: str,
+                     tau_mem: float) -> Any:
+    first = description.layers[0]
+    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(first.input_shape))}
+    edges, previous, layers_meta = [], "input", {}
+    for layer in description.layers:
+        shape = tuple(layer.output_shape)
+        full = lambda value: np.full(shape, float(value))  # noqa: E731
+        nodes[layer.name] = nir.Linear(weight=np.asarray(layer.weight, dtype=np.float64))
+        edges.append((previous, layer.name))
+        previous = layer.name
+        if temporal_node == "li_if":
+            nodes[f"{layer.name}_synapse"] = nir.LI(tau=full(1.0), r=full(1.0), v_leak=full(0.0))
+            edges.append((previous, f"{layer.name}_synapse"))
+            previous = f"{layer.name}_synapse"
+            neuron = nir.IF(r=full(1.0), v_threshold=full(layer.neuron.threshold), v_reset=full(TEMPORAL_V_RESET))
+        else:
+            neuron = nir.CubaLIF(tau_syn=full(1.0), tau_mem=full(tau_mem), r=full(tau_mem), v_leak=full(0.0),
+                                 v_threshold=full(layer.neuron.threshold), v_reset=full(TEMPORAL_V_RESET), w_in=1.0)
+        nodes[f"{layer.name}_neuron"] = neuron
+        edges.append((previous, f"{layer.name}_neuron"))
+        previous = f"{layer.name}_neuron"
+        params = dict(layer.neuron.params or {})
+        layers_meta[layer.name] = {"threshold": layer.neuron.threshold, "z_never": params.get("z_never"),
+                                   "beta_written": 0.0, "beta_description": float(params.get("beta", 0.0)),
+                                   "beta_training": params.get("beta_training")}
+    nodes["output"] = nir.Output(output_type=np.array(description.layers[-1].output_shape))
+    edges.append((previous, "output"))
+    extra = {"format": "sb3-snn/nir-metadata", "dt": None, "input_shape": list(description.input_shape),
+             "encoding": description.encoding, "timesteps": description.timesteps, "readout": description.readout,
+             "n_actions": description.n_actions, "approximations": approximations,
+             "layer_shapes": {layer.name: [list(layer.input_shape), list(layer.output_shape)] for layer in description.layers},
+             "temporal": {
+                 "semantics": "time-to-first-spike (CVTC / Mostafa 2017, beta-free): continuous time in units of tau_syn = 1; "
+                              "each neuron spikes at most once (its first threshold crossing); a neuron silent until "
+                              "t = ln(z_never) counts as spiking then",
+                 "node": temporal_node, "tau_mem": tau_mem if temporal_node == "cuba_lif" else None,
+                 "v_reset": TEMPORAL_V_RESET,
+                 "input": "one spike per input neuron at t_i = ln(z_i); z = the population encoder's output "
+                          "(metadata encoding, run on the host: observation -> spike times)",
+                 "readout": "Q[a] = q_sign * exp(t_out[a]) (z-domain output spike time); action = argmax Q",
+                 "layers": layers_meta}}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"sb3_snn": json.dumps(extra)})
+
+
+def to_nir(description: SpikingDescription, dt: float = DEFAULT_DT, approximate_reset: bool = False,
+           drop_beta: bool = False, temporal_node: str = "cuba_lif", tau_mem: float = TEMPORAL_TAU_MEM) -> Any:
     """The description as a ``nir.NIRGraph`` (nodes ``input``, per layer ``<name>`` and ``<name>_neuron``, ``output``).
 
     :param description: the network
-    :param dt: the time step a reader should discretise with (only the ratios in the table above matter)
+    :param dt: the time step a reader should discretise with (only the ratios in the table above matter;
+        unused by temporal networks, which are written in continuous time)
     :param approximate_reset: see :func:`check_nir`
+    :param drop_beta: see :func:`check_nir`
+    :param temporal_node: see :func:`check_nir`
+    :param tau_mem: see :func:`check_nir`
     """
     nir = _require_nir()
-    approximations = check_nir(description, approximate_reset)
+    approximations = check_nir(description, approximate_reset, drop_beta, temporal_node, tau_mem)
+    if is_temporal(description):
+        return _temporal_to_nir(nir, description, approximations, temporal_node, tau_mem)
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(step_input_shape(description)))}
     edges, previous = [], "input"
     for layer in description.layers:
@@ -171,6 +295,8 @@ def from_nir(graph: Any) -> SpikingDescription:
     if raw is None:
         raise ValueError("this NIR graph was not written by sb3-snn (no metadata['sb3_snn'])")
     meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    if "temporal" in meta:
+        return _temporal_from_nir(nir, graph, meta)
     dt = float(meta["dt"])
     following = dict(graph.edges)
     layers: list[Layer] = []
@@ -199,6 +325,66 @@ def from_nir(graph: Any) -> SpikingDescription:
         name = after
     return SpikingDescription(layers, tuple(meta["input_shape"]), meta["encoding"], int(meta["timesteps"]),
                               meta["readout"], int(meta["n_actions"]), metadata={"source": "nir", "dt": dt})
+
+
+def _temporal_from_nir(nir: Any, graph: Any, meta: dict[str, Any]) -> SpikingDescription:
+    following = dict(graph.edges)
+    layers: list[Layer] = []
+    name = following["input"]
+    while name != "output":
+        node = graph.nodes[name]
+        if not isinstance(node, nir.Linear):
+            raise ValueError(f"node {name!r}: expected a NIR Linear node, got {type(node).__name__}")
+        after = following[name]
+        if after == f"{name}_synapse":
+            after = following[after]
+        cell = graph.nodes[after]
+        if not isinstance(cell, (nir.CubaLIF, nir.IF)):
+            raise ValueError(f"node {after!r}: expected CubaLIF or IF, got {type(cell).__name__}")
+        info = meta["temporal"]["layers"][name]
+        params = {"beta": 0.0, "beta_training": info.get("beta_training"), "tau_syn": 1.0, "domain": "z",
+                  "spikes_per_neuron": 1, "z_never": info.get("z_never")}
+        in_shape, out_shape = meta["layer_shapes"][name]
+        layers.append(Layer(name, "linear", in_shape, out_shape, np.asarray(node.weight), None,
+                            neuron=NeuronPopulation("temporal", threshold=_uniform(cell.v_threshold, "v_threshold"),
+                                                    decay=1.0, reset="none", params=params)))
+        name = following[after]
+    return SpikingDescription(layers, tuple(meta["input_shape"]), meta["encoding"], int(meta["timesteps"]),
+                              meta["readout"], int(meta["n_actions"]),
+                              metadata={"source": "nir", "inference": "mostafa", "node": meta["temporal"]["node"]})
+
+
+def temporal_q_values(description: SpikingDescription, obs: np.ndarray) -> np.ndarray:
+    """Q-values ``q_sign * z_out`` of an all-temporal (CVTC) description, computed event-free in closed form.
+
+    The population encoder runs from ``description.encoding``; every layer uses Eq. 9 with its ``beta``
+    (Mostafa's Eq. 4 when ``beta == 0``), as :class:`sb3_snn.layers.CVTCLinear` does.
+
+    :param description: the network
+    :param obs: ``[batch, *input_shape]`` raw observations
+    """
+    import torch as th
+
+    from sb3_snn.layers import cvtc_spike_times
+    from sb3_snn.layers.encoders import PopulationEncoder
+
+    encoding = description.encoding
+    keys = ("gains", "offsets", "n_points", "amplitude", "center", "sigma", "z_high", "clip")
+    encoder = PopulationEncoder(**{key: encoding[key] for key in keys if key in encoding})
+    with th.no_grad():
+        z = encoder(th.as_tensor(np.asarray(obs), dtype=th.float32))
+        for layer in description.layers:
+            params = layer.neuron.params or {}
+            beta = float(params.get("beta", 0.0))
+            z, _ = cvtc_spike_times(z, th.as_tensor(np.asarray(layer.weight), dtype=th.float32), beta=beta,
+                                    mostafa=beta == 0.0, z_never=params.get("z_never"))
+    return float(description.readout.get("q_sign", 1.0)) * z.numpy()
+
+
+def _actions(description: SpikingDescription, obs: np.ndarray) -> np.ndarray:
+    if is_temporal(description):
+        return temporal_q_values(description, obs).argmax(axis=1)
+    return simulate(description, obs).actions
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -240,7 +426,7 @@ class NIRDeployment(Deployment):
 
     def run(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions of the network the NIR graph describes (float reference simulation)."""
-        return simulate(self.exported, obs).actions
+        return _actions(self.exported, obs)
 
     def report(self) -> BackendReport:
         """The graph's nodes with their NIR parameters, and the approximations made."""
@@ -266,8 +452,14 @@ class NIRDeployment(Deployment):
             ["example observations", self.calibration.get("n_obs")],
         ])
         notes = [f"approximation: {a}" for a in self.approximations]
-        notes.append(f"neuron constants assume a reader discretising with dt={self.dt:g} (forward Euler); "
-                     "readout, encoding and time steps are in metadata['sb3_snn']")
+        if is_temporal(self.description):
+            notes.append("time-to-first-spike (CVTC, beta-free) graph in continuous time (unit tau_syn = 1): input = spike "
+                         "times t = ln(z) from the population encoder, which runs on the host (constants in "
+                         "metadata['sb3_snn']['encoding']); each neuron's first spike only; readout Q = q_sign * exp(t_out), "
+                         "argmax; see metadata['sb3_snn']['temporal']")
+        else:
+            notes.append(f"neuron constants assume a reader discretising with dt={self.dt:g} (forward Euler); "
+                         "readout, encoding and time steps are in metadata['sb3_snn']")
         return BackendReport("nir", describe_network(self.description),
                              [summary, ReportSection("nodes", ["node", "type", "shape", "parameters"], rows)], notes)
 
@@ -288,31 +480,44 @@ class NIRBackend(Backend):
 
     :param dt: the time step the NIR constants are written for
     :param approximate_reset: write reset-by-subtraction as reset-to-zero instead of refusing
+    :param drop_beta: write CVTC layers with ``beta != 0`` as beta-free instead of refusing
+    :param temporal_node: ``"cuba_lif"`` (default) or ``"li_if"`` (exact), for CVTC layers
+    :param tau_mem: the CubaLIF membrane constant standing in for "no leak" (``temporal_node="cuba_lif"``)
     """
 
     name = "nir"
 
-    def __init__(self, dt: float = DEFAULT_DT, approximate_reset: bool = False) -> None:
+    def __init__(self, dt: float = DEFAULT_DT, approximate_reset: bool = False, drop_beta: bool = False,
+                 temporal_node: str = "cuba_lif", tau_mem: float = TEMPORAL_TAU_MEM) -> None:
         self.dt, self.approximate_reset = dt, approximate_reset
+        self.drop_beta, self.temporal_node, self.tau_mem = drop_beta, temporal_node, tau_mem
 
     def compile(self, policy: Any, example_obs: np.ndarray, approximate_reset: bool | None = None,
-                dt: float | None = None) -> NIRDeployment:
+                dt: float | None = None, drop_beta: bool | None = None, temporal_node: str | None = None,
+                tau_mem: float | None = None) -> NIRDeployment:
         """Check that NIR can express the network, build the graph, and compare it with the original.
 
         :param policy: a spiking description, a spiking policy or a description folder
         :param example_obs: ``[batch, *input_shape]`` observations for the agreement figure
         :param approximate_reset: overrides the backend's setting
         :param dt: overrides the backend's setting
-        :raises UnsupportedNetworkError: reset by subtraction (without the flag), temporal neurons
+        :param drop_beta: overrides the backend's setting
+        :param temporal_node: overrides the backend's setting
+        :param tau_mem: overrides the backend's setting
+        :raises UnsupportedNetworkError: reset by subtraction (without the flag), temporal neurons with
+            ``beta != 0`` (without ``drop_beta``)
         """
         description = as_description(policy)
         dt = self.dt if dt is None else dt
         approx = self.approximate_reset if approximate_reset is None else approximate_reset
-        approximations = check_nir(description, approx)
-        graph = to_nir(description, dt=dt, approximate_reset=approx)
+        options = {"drop_beta": self.drop_beta if drop_beta is None else bool(drop_beta),
+                   "temporal_node": self.temporal_node if temporal_node is None else temporal_node,
+                   "tau_mem": self.tau_mem if tau_mem is None else float(tau_mem)}
+        approximations = check_nir(description, approx, **options)
+        graph = to_nir(description, dt=dt, approximate_reset=approx, **options)
         deployment = NIRDeployment(graph, description, approximations, dt, {})
         example_obs = np.asarray(example_obs, dtype=np.float64)
-        reference = simulate(description, example_obs).actions
+        reference = _actions(description, example_obs)
         deployment.calibration = {"n_obs": int(len(example_obs)),
                                   "agreement": agreement(deployment.run(example_obs), reference)}
         return deployment
