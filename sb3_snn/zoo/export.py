@@ -125,11 +125,15 @@ def play(env: Any, deployment: Any, preprocess: Callable, policy: Any, episodes:
     from sb3_snn.spiking.simulate import simulate
 
     scores, equal_snn, equal_policy, steps = [], 0, 0, 0
+    # a temporal (CVTC) network has no discrete-time float reference: compare with the policy only
+    discrete = not any(layer.neuron is not None and layer.neuron.model == "temporal"
+                       for layer in deployment.description.layers)
     obs, score = env.reset(), 0.0
     while len(scores) < episodes:
         x = preprocess(obs)
         action = deployment.run(x)
-        equal_snn += int((action == simulate(deployment.description, x).actions).all())
+        if discrete:
+            equal_snn += int((action == simulate(deployment.description, x).actions).all())
         if policy is not None:
             equal_policy += int((action == np.asarray(policy.predict(obs, deterministic=True)[0]).ravel()).all())
         obs, reward, done, infos = env.step(action)
@@ -141,7 +145,7 @@ def play(env: Any, deployment: Any, preprocess: Callable, policy: Any, episodes:
             score = 0.0
     return {
         "episodes": episodes, "steps": steps, "mean_score": float(np.mean(scores)), "std_score": float(np.std(scores)),
-        "scores": scores, "agreement_with_float_snn": equal_snn / steps,
+        "scores": scores, "agreement_with_float_snn": equal_snn / steps if discrete else None,
         "agreement_with_policy": equal_policy / steps if policy is not None else None,
     }
 
@@ -184,10 +188,11 @@ def main(argv: list[str]) -> int:
             raise SystemExit("sb3-snn export: --episodes needs an environment (--env)")
         figures = play(env, deployment, preprocess, policy, args.episodes)
         document["episodes"] = figures
+        agreements = [f"with the {name} {figures[key]:.4f}" for name, key in
+                      (("float SNN", "agreement_with_float_snn"), ("policy", "agreement_with_policy"))
+                      if figures[key] is not None]
         print(f"\n{args.episodes} episodes with the {args.backend} deployment: score {figures['mean_score']:.1f} "
-              f"± {figures['std_score']:.1f}; agreement with the float SNN {figures['agreement_with_float_snn']:.4f}"
-              + (f", with the policy {figures['agreement_with_policy']:.4f}" if policy is not None else "")
-              + f" over {figures['steps']} steps")
+              f"± {figures['std_score']:.1f}; agreement " + ", ".join(agreements) + f" over {figures['steps']} steps")
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2))
     return 0
