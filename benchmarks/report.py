@@ -69,7 +69,19 @@ def normalise(record: dict[str, Any], file_name: str) -> dict[str, Any]:
     if isinstance(rows, dict):
         rows = [{"row": name, **value} if isinstance(value, dict) else {"row": name, "value": value}
                 for name, value in rows.items()]
-    record["rows"] = [_flatten(row) for row in rows if isinstance(row, dict)]
+    # hyper-parameters and paths stay in the JSON; the tables show figures
+    record["rows"] = [{key: value for key, value in _flatten(row).items()
+                       if "settings." not in key and not key.endswith("_path") and not key.startswith("student.firing_rates")}
+                      for row in rows if isinstance(row, dict)]
+    if "headline" not in record and record["rows"] and "student.mean" in record["rows"][0]:  # SDN records
+        record["headline"] = "; ".join(
+            f"{row.get('row')}: student {row['student.mean']:.1f} ± {row['student.std']:.1f}"
+            + (f" vs teacher {row['teacher.mean']:.1f}" if "teacher.mean" in row else "")
+            + (f", agreement {row['student.agreement']:.3f}" if "student.agreement" in row else "")
+            + (f", {row['size_ratio_acting']:.0f}x fewer bytes" if "size_ratio_acting" in row else "")
+            for row in record["rows"])
+    record.setdefault("title", {"sdn_cartpole": "SDN on CartPole-v1: students of a DQN and a PPO teacher",
+                                }.get(record["benchmark"], record["benchmark"].replace("_", " ")))
     record["_file"] = file_name
     return record
 
