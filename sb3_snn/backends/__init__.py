@@ -36,12 +36,14 @@ from sb3_snn.backends.base import (
     as_description,
     describe_network,
 )
+from sb3_snn.backends.published import CONTEXT_POWER_W, FP32_MAC_PJ
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 from sb3_snn.spiking.simulate import SimulationResult
 from sb3_snn.spiking.simulate import simulate as reference_simulate
 from sb3_snn.spiking.synops import CostReport, count_operations, dense_macs, fan_out
 
 __all__ = [
+    "CONTEXT_POWER_W", "FP32_MAC_PJ",
     "ArtifactError", "Backend", "BackendError", "BackendReport", "CostReport", "Deployment", "FitError",
     "Layer", "NeuronPopulation", "ReportSection", "SimulationResult", "SpikingDescription",
     "UnsupportedNetworkError", "agreement", "as_description", "available", "count_operations",

@@ -21,9 +21,6 @@ from sb3_snn.pipeline.stages import StageOutcome
 from sb3_snn.pipeline.zoo_training import train_from_zoo
 from sb3_snn.zoo.algos import install_algos
 
-#: fp32 multiply-accumulate energy at 45 nm (Horowitz 2014), for the ANN rows
-ANN_MAC_PJ = 4.6
-
 
 def make_env(env_id: str, algo: str, seed: int, n_envs: int = 1) -> VecEnv:
     """An evaluation env built like the training one (the zoo config's wrappers and frame stack)."""

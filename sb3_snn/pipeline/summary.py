@@ -6,11 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sb3_snn.pipeline.steps import ANN_MAC_PJ
-
-#: Measured power of the SDN paper's platforms (the paper's figures, for context).
-CONTEXT_POWER_W = {"RTX 2080 (SDN paper)": 64.0, "RTX 8000 (SDN paper)": 62.0, "Jetson NX (SDN paper)": 1.429,
-                   "NC64C chip (SDN paper)": 0.103}
+from sb3_snn.backends import CONTEXT_POWER_W, FP32_MAC_PJ
 
 COLUMNS = ["agent", "kind", "score", "agreement", "size (KB)", "SynOps/action", "energy/action (µJ)"]
 
@@ -23,7 +19,7 @@ def summary_rows(evaluation: list[dict[str, Any]], export: dict[str, Any] | None
         metrics = exported.get(row["agent"], {}).get("metrics", {})
         energy = metrics.get("energy_per_action_uj")
         if row["agent"] == "teacher" and teacher_macs:
-            energy = teacher_macs * ANN_MAC_PJ * 1e-6  # fp32 MACs, Horowitz 2014 (no memory traffic)
+            energy = teacher_macs * FP32_MAC_PJ * 1e-6  # fp32 MACs, Horowitz 2014 (no memory traffic)
         rows.append({
             "agent": row["agent"],
             "kind": row["kind"],
@@ -97,8 +93,8 @@ def write_plots(out: Path, sweep: list[dict[str, Any]] | None, rows: list[dict[s
         if row.get("energy/action (µJ)"):
             labels.append(f"{row['agent']} ({'fp32 ANN' if row['agent'] == 'teacher' else 'NC64C model'})")
             values.append(row["energy/action (µJ)"])
-    for name, watts in CONTEXT_POWER_W.items():
-        labels.append(f"{name}, {action_rate_hz:g} actions/s")
+    for name, watts, _ in CONTEXT_POWER_W:
+        labels.append(f"{name} (SDN paper), {action_rate_hz:g} actions/s")
         values.append(watts / action_rate_hz * 1e6)  # power / rate = energy per action, idle included
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.barh(labels, values)

@@ -19,14 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from sb3_snn.backends import count_operations
+from sb3_snn.backends import CONTEXT_POWER_W, FP32_MAC_PJ, count_operations
 
 from sb3_snn_nc64c.mapping import Mapping
 from sb3_snn_nc64c.quantize import QuantizedNetwork
-from sb3_snn_nc64c.spec import CONTEXT_POWER_W
 
-#: fp32 multiply-accumulate, 45 nm (Horowitz 2014): the usual ANN baseline
-FP32_MAC_PJ = 4.6
 
 
 @dataclass

@@ -154,12 +154,3 @@ class ChipSpec:
     def input_max(self) -> int:
         """Largest analog input magnitude."""
         return 2 ** (self.input_bits - 1) - 1
-
-
-#: Context figures (not estimates of this model): measured power from the SDN paper.
-CONTEXT_POWER_W: list[tuple[str, float, str]] = [
-    ("DNN on RTX 2080", 64.0, "SDN paper (measured)"),
-    ("DNN on RTX 8000", 62.0, "SDN paper (measured)"),
-    ("DNN on Jetson Xavier NX", 1.429, "SDN paper (measured)"),
-    ("SDN student on NC64C", 0.103, "SDN paper (measured, whole chip)"),
-]
