@@ -38,7 +38,7 @@ from sb3_snn.backends.base import (
 )
 from sb3_snn.backends.published import CONTEXT_POWER_W, FP32_MAC_PJ
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
-from sb3_snn.spiking.simulate import SimulationResult
+from sb3_snn.spiking.simulate import SimulationResult, encode_step, layer_current, neuron_step
 from sb3_snn.spiking.simulate import simulate as reference_simulate
 from sb3_snn.spiking.synops import CostReport, count_operations, dense_macs, fan_out
 
@@ -47,7 +47,8 @@ __all__ = [
     "ArtifactError", "Backend", "BackendError", "BackendReport", "CostReport", "Deployment", "FitError",
     "Layer", "NeuronPopulation", "ReportSection", "SimulationResult", "SpikingDescription",
     "UnsupportedNetworkError", "agreement", "as_description", "available", "count_operations",
-    "dense_macs", "describe_network", "fan_out", "load", "read_artifact", "reference_simulate",
+    "dense_macs", "describe_network", "encode_step", "fan_out", "layer_current", "load", "neuron_step",
+    "read_artifact", "reference_simulate",
     "write_artifact",
 ]
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch as th
 from torch.nn import functional as F
 
-from sb3_snn.spiking.description import Layer, SpikingDescription
+from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 
 
 @dataclass
@@ -44,6 +44,25 @@ def layer_current(layer: Layer, x: th.Tensor) -> th.Tensor:
     if layer.kind == "linear":
         return F.linear(x, weight, bias)
     return F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding)
+
+
+def neuron_step(neuron: NeuronPopulation, v: th.Tensor | None, current: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
+    """One time step of a population, as the description's semantics define it.
+
+    :param neuron: the population's parameters
+    :param v: membrane before the step (``None``: zero)
+    :param current: synaptic input current of this step
+    :return: the membrane after the step (reset applied) and the spikes (``None`` for non-spiking neurons)
+    """
+    v = current if v is None else neuron.decay * v + current  # v[t] = decay * v[t-1] + I[t]
+    if neuron.model == "nonspiking":
+        return v, None
+    spikes = (v >= neuron.threshold).to(v.dtype)
+    if neuron.reset == "subtract":
+        v = v - neuron.threshold * spikes
+    elif neuron.reset == "zero":
+        v = th.where(spikes.bool(), th.full_like(v, neuron.reset_value), v)
+    return v, spikes
 
 
 def encode_step(description: SpikingDescription, obs: th.Tensor, step: int) -> th.Tensor:
@@ -86,18 +105,11 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
                 if neuron is None:
                     x = current
                     continue
-                v = potentials.get(layer.name, th.zeros_like(current))
-                v = neuron.decay * v + current
-                if neuron.model == "nonspiking":
-                    potentials[layer.name] = v
+                v, spikes = neuron_step(neuron, potentials.get(layer.name), current)
+                potentials[layer.name] = v
+                if spikes is None:
                     x = v
                     continue
-                spikes = (v >= neuron.threshold).to(v.dtype)
-                if neuron.reset == "subtract":
-                    v = v - neuron.threshold * spikes
-                elif neuron.reset == "zero":
-                    v = th.where(spikes.bool(), th.full_like(v, neuron.reset_value), v)
-                potentials[layer.name] = v
                 counts[layer.name] = counts.get(layer.name, th.zeros_like(v)) + spikes
                 x = spikes
             readout_sum = x.clone() if readout_sum is None else readout_sum + x

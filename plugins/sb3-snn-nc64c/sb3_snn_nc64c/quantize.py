@@ -40,7 +40,7 @@ import numpy as np
 import torch as th
 from torch.nn import functional as F
 
-from sb3_snn.backends import Layer, SpikingDescription
+from sb3_snn.backends import Layer, SpikingDescription, encode_step, layer_current, neuron_step
 
 from sb3_snn_nc64c.spec import ChipSpec
 
@@ -182,7 +182,6 @@ def calibration_statistics(description: SpikingDescription, obs: np.ndarray, inp
     """
     rng = np.random.default_rng(seed)
     x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
-    encoding = description.encoding
     synaptic = [layer for layer in description.layers if layer.kind != "flatten"]
     first = synaptic[0].name
     scale = th.as_tensor(np.asarray(input_scale, dtype=np.float64))
@@ -192,11 +191,7 @@ def calibration_statistics(description: SpikingDescription, obs: np.ndarray, inp
     potentials: dict[str, th.Tensor] = {}
     with th.no_grad():
         for step in range(description.timesteps):
-            x = x_obs
-            if encoding.get("kind") == "frames":
-                per_frame = int(encoding.get("steps_per_frame", 1))
-                index = min(step // per_frame, int(encoding["n_frames"]) - 1)
-                x = x_obs.narrow(int(encoding.get("frame_axis", 0)) + 1, index, 1)
+            x = encode_step(description, x_obs, step)
             for layer in description.layers:
                 if layer.kind == "flatten":
                     x = x.flatten(1)
@@ -210,21 +205,8 @@ def calibration_statistics(description: SpikingDescription, obs: np.ndarray, inp
                 if len(rows) > max_rows:
                     rows = rows[th.as_tensor(rng.choice(len(rows), max_rows, replace=False))]
                 hessians[layer.name] = hessians.get(layer.name, 0.0) + rows.T @ rows
-                weight = th.as_tensor(np.asarray(layer.weight), dtype=th.float64)
-                bias = None if layer.bias is None else th.as_tensor(np.asarray(layer.bias), dtype=th.float64)
-                current = (F.linear(x, weight, bias) if layer.kind == "linear"
-                           else F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding))
-                v = potentials.get(layer.name)
-                v = current if v is None else neuron.decay * v + current
-                if neuron.model == "nonspiking":
-                    potentials[layer.name] = x = v
-                    continue
-                spikes = (v >= neuron.threshold).to(v.dtype)
-                if neuron.reset == "subtract":
-                    v = v - neuron.threshold * spikes
-                elif neuron.reset == "zero":
-                    v = th.where(spikes.bool(), th.full_like(v, neuron.reset_value), v)
-                potentials[layer.name], x = v, spikes
+                v, spikes = neuron_step(neuron, potentials.get(layer.name), layer_current(layer, x))
+                potentials[layer.name], x = v, (v if spikes is None else spikes)
     return {name: h.numpy() for name, h in hessians.items()}
 
 
