@@ -10,6 +10,7 @@ import torch as th
 from gymnasium import spaces
 
 from sb3_snn.layers import CVTCLinear, PopulationEncoder, cvtc_spike_times, default_z_never
+from sb3_snn.layers import cvtc as cvtc_module
 
 T_MIN, T_MAX, DT = -1.0, 9.0, 1e-4
 
@@ -47,8 +48,16 @@ def _check_against_ode(z: th.Tensor, w: th.Tensor, beta: float, mostafa: bool = 
     return strict, never
 
 
+@pytest.fixture(params=["pairwise", "sorted"])
+def causal_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the fast method finding uncertain causal sets pairwise (O(in^2), what small layers
+    use) or by sorting (what wide layers use: every pair scanned -> the dense path, some -> per sample)."""
+    monkeypatch.setattr(cvtc_module, "_PAIRWISE_LIMIT", 2**62 if request.param == "pairwise" else -1)
+    return request.param
+
+
 @pytest.mark.parametrize("method", ["fast", "auto", "scan"])
-def test_matches_ode_random(method: str) -> None:
+def test_matches_ode_random(method: str, causal_search: str) -> None:
     gen = th.Generator().manual_seed(0)
     z = th.exp(th.rand(6, 8, generator=gen, dtype=th.float64) * 3)  # t_i in [0, 3]
     w = th.randn(10, 8, generator=gen, dtype=th.float64) * 0.5 + 0.25  # mixed signs
@@ -60,7 +69,7 @@ def test_matches_ode_random(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["fast", "auto"])
-def test_matches_ode_when_no_input_suffices(method: str) -> None:
+def test_matches_ode_when_no_input_suffices(method: str, causal_search: str) -> None:
     # weights summing below 1: Mostafa never fires, the beta term makes the neuron fire after every input
     z = th.exp(th.tensor([[0.5, 1.0, 2.0, 2.5]], dtype=th.float64))
     w = th.tensor([[0.2, 0.1, -0.1, 0.3], [0.1, 0.1, 0.1, 0.1]], dtype=th.float64)
@@ -75,7 +84,7 @@ def test_matches_ode_when_no_input_suffices(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["fast", "auto"])
-def test_mostafa_matches_ode_and_never_fires_finite(method: str) -> None:
+def test_mostafa_matches_ode_and_never_fires_finite(method: str, causal_search: str) -> None:
     gen = th.Generator().manual_seed(1)
     z = th.exp(th.rand(5, 6, generator=gen, dtype=th.float64) * 2)
     w = th.randn(8, 6, generator=gen, dtype=th.float64) * 0.6 + 0.2
@@ -101,8 +110,8 @@ def test_gradcheck_away_from_boundaries() -> None:
 
 
 @pytest.mark.parametrize("mostafa", [False, True])
-def test_fast_function_gradcheck_every_pair_scanned(mostafa: bool) -> None:
-    # positive weights: the bound settles no pair, so CVTCFunction takes its dense [out, batch, in] path
+def test_fast_function_gradcheck_every_pair_scanned(mostafa: bool, causal_search: str) -> None:
+    # positive weights: the bound settles no pair (sorted: CVTCFunction takes its dense [out, batch, in] path)
     gen = th.Generator().manual_seed(3)
     z = th.exp(th.rand(3, 6, generator=gen, dtype=th.float64) * 2).requires_grad_()
     w = (th.rand(4, 6, generator=gen, dtype=th.float64) * 0.5 + 0.3).requires_grad_()
@@ -112,7 +121,7 @@ def test_fast_function_gradcheck_every_pair_scanned(mostafa: bool) -> None:
     assert th.autograd.gradcheck(lambda z_, w_: cvtc_spike_times(z_, w_, 1e-3, mostafa, method="fast")[0], (z, w))
 
 
-def test_fast_matches_autograd_on_cartpole_network() -> None:
+def test_fast_matches_autograd_on_cartpole_network(causal_search: str) -> None:
     # float32, the paper's CartPole shape: first layer settled by the bound, output layer scanned
     gen = th.Generator().manual_seed(4)
     z = PopulationEncoder.preset("cartpole")(th.randn(16, 4, generator=gen) * 0.3)

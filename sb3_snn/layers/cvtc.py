@@ -24,7 +24,9 @@ zero gradient. Inputs must be positive (z = exp(t) > 0).
 Speed: the exact scan over all sorted prefixes touches [batch, out, in] values (hundreds of times
 an MLP on CPU). :func:`cvtc_spike_times` scans only where it must: a bound from one matrix product proves
 for most (sample, neuron) pairs that V stays below 1 until the last input (then C is every input and
-W_C, N_C come from a GEMM); only the other pairs are scanned. The result is exact either way.
+W_C, N_C come from a GEMM); only the other pairs are searched: a few of them without sorting (V at
+every input time, O(in^2) per pair), many by sorting their samples' inputs once and scanning the
+prefixes. The result is exact either way.
 The default ``method="fast"`` runs this forward pass without autograd (:class:`CVTCFunction`) and
 computes the backward pass from the implicit derivatives of Eq. 9 restricted to the causal set
 (two GEMMs plus a masked correction for the scanned pairs); ``"auto"`` is the same algorithm through
@@ -185,21 +187,57 @@ def _sentinel_columns(n_in: int) -> th.Tensor:
 def _closed_form(w_c: th.Tensor, n_c: th.Tensor, beta: float, z_never: float) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
     """Eq. 9 (beta > 0) or Eq. 4 (beta = 0) without autograd.
 
+    :param w_c: W_C, ``[out]`` (every input causal for every sample) or ``[batch, out]``
+    :param n_c: N_C, ``[batch, out]``
     :return: ``z_out``, ``1/D`` with D = 2 beta z_out + W_C - 1 (0 where the neuron never fires), ``fired``
     """
     w_minus_1 = w_c - 1
     tiny = th.finfo(n_c.dtype).tiny
     if beta > 0:
-        root = th.addcmul(n_c * (4 * beta), w_minus_1, w_minus_1).clamp_min_(0).sqrt_()  # sqrt of the discriminant
-        # Eq. 9; where W_C >= 1 its rationalised form 2 N_C / ((W_C - 1) + root) avoids cancellation
-        stable = (2 * n_c).div_((w_minus_1 + root).clamp_min_(tiny))
-        z_out = th.where(w_minus_1 >= 0, stable, (root - w_minus_1).div_(2 * beta))
-        return z_out, root.clamp_min_(tiny).reciprocal_(), th.ones_like(z_out, dtype=th.bool)  # root = D
+        # D = sqrt of the discriminant; Eq. 9 is (D - (W_C - 1)) / (2 beta), computed as
+        # 2 N_C / (D + (W_C - 1)) where W_C >= 1 (no cancellation): both are S / (2 beta) and 2 N_C / S with
+        # S = D + |W_C - 1|
+        root = th.add(w_minus_1 * w_minus_1, n_c, alpha=4 * beta).clamp_min_(0).sqrt_()
+        s = root + w_minus_1.abs()
+        above = w_minus_1 >= 0
+        if w_c.dim() == 1 and bool(above.all()):  # the common case after training: one formula
+            z_out = n_c.div(s.clamp_min_(tiny)).mul_(2)
+        elif w_c.dim() == 1 and not bool(above.any()):
+            z_out = s.div_(2 * beta)
+        else:
+            z_out = th.where(above, n_c.div(s.clamp_min(tiny)).mul_(2), s.div(2 * beta))
+        fired = th.ones((), dtype=th.bool, device=n_c.device).expand(n_c.shape)
+        return z_out, root.clamp_min_(tiny).reciprocal_(), fired
     # fires iff V crosses 1 at some input, or after the last one when W_in > 1; Eq. 4 needs W_C > 1
-    fired = w_minus_1 > 0
+    fired = (w_minus_1 > 0).expand(n_c.shape)
     inv_d = th.where(fired, w_minus_1, 1.0).reciprocal_()  # 1 / (W_C - 1)
     z_out = th.where(fired, n_c * inv_d, z_never)  # Eq. 4
     return z_out, inv_d.masked_fill_(~fired, 0.0), fired
+
+
+def _first_crossing_pairs(z_rows: th.Tensor, weight_rows: th.Tensor, beta: float) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """Causal sets of a few (sample, neuron) pairs without sorting, in O(in^2) per pair.
+
+    V is continuous and inside a gap between inputs only crosses 1 upwards, so the output fires just
+    before the earliest input time z_k with V(z_k) >= 1 (or after the last input when there is none):
+    the threshold is that z_k and the causal set every input earlier than it.
+
+    :param z_rows: ``[pairs, in]`` input times of each pair's sample
+    :param weight_rows: ``[pairs, in]`` each pair's weights
+    :param beta: beta (0 for Mostafa)
+    :return: W_C, N_C and the threshold (+inf when every input is causal), each ``[pairs]``
+    """
+    # V(z_k) = sum_i w_i max(0, 1 - z_i / z_k) + beta z_k, [pairs, k]
+    ratio = (1 - z_rows.unsqueeze(1) / z_rows.unsqueeze(2)).clamp_min_(0)
+    v_at_inputs = th.baddbmm((beta * z_rows).unsqueeze(2), ratio, weight_rows.unsqueeze(2)).squeeze(2)
+    threshold = th.where(v_at_inputs >= 1, z_rows, math.inf).amin(dim=1)
+    causal_weight = weight_rows * (z_rows < threshold.unsqueeze(1))
+    return causal_weight.sum(dim=1), (causal_weight * z_rows).sum(dim=1), threshold
+
+
+#: :func:`_fast_forward` finds the causal sets of uncertain pairs by :func:`_first_crossing_pairs` when
+#: pairs x in^2 is at most this, else by sorting the samples' inputs.
+_PAIRWISE_LIMIT = 2**18
 
 
 def _fast_forward(z: th.Tensor, weight: th.Tensor, beta: float, z_never: float) -> _FastState:
@@ -209,33 +247,43 @@ def _fast_forward(z: th.Tensor, weight: th.Tensor, beta: float, z_never: float) 
     n_c = z @ weight.t()  # every input causal: N_C = sum_i w_i z_i (one GEMM) ...
     w_c = weight.sum(dim=1)  # ... and W_C = sum_i w_i, per neuron [out]
     # V(z) <= V+(z_last) + beta z_last for z <= z_last (V+ = the positive terms, monotone in z); below 1
-    # proves that nothing fires before the last input, so C is every input.
+    # proves that nothing fires before the last input, so C is every input. Times z_last:
+    # sum_i w+_i (z_last - z_i) + beta z_last^2 < z_last, i.e. z @ w+ > (sum w+ - 1 + beta z_last) z_last
     z_last = z.amax(dim=1, keepdim=True)
     weight_positive = weight.clamp_min(0)
-    v_positive = weight_positive.sum(dim=1) - (z @ weight_positive.t()).div_(z_last)  # sum w+ (1 - z_i / z_last)
-    uncertain = v_positive.add_(beta * z_last) >= 1
-    dense = bool(uncertain.all())
+    uncertain = (z @ weight_positive.t()) <= (weight_positive.sum(dim=1) + (beta * z_last - 1)).mul_(z_last)
+    n_uncertain = int(uncertain.count_nonzero())
+    dense = n_uncertain == batch * n_out and n_uncertain * n_in * n_in > _PAIRWISE_LIMIT
     empty = th.empty(0, dtype=th.long, device=z.device)
     rows, cols, threshold = empty, empty, z.new_empty(0)
-    if dense or bool(uncertain.any()):
+    if dense:  # every pair, as [out, batch, in + 1] by one index_select
         # leading 0 (m = 0 inputs: W = N = 0) and trailing +inf (no next input)
         z_padded, order = _sort_rows_padded(z)
         order_padded = order[:, :-1]  # column n_in of weight_padded is 0
-        weight_padded = F.pad(weight, (0, 1))
-        if dense:  # every pair, as [out, batch, in + 1] by one index_select
-            weight_sorted = weight_padded.index_select(1, order_padded.reshape(-1)).view(n_out, batch, n_in + 1)
-            w_scan, n_scan, threshold = _first_crossing(z_padded, weight_sorted, beta)
-            w_c, n_c = w_scan.t(), n_scan.t()
-        else:
-            rows, cols = uncertain.nonzero(as_tuple=True)
-            weight_sorted = th.take(weight_padded, cols.unsqueeze(1) * (n_in + 1) + order_padded[rows])
-            w_scan, n_scan, threshold = _first_crossing(z_padded[rows], weight_sorted, beta)
-            w_c = w_c.expand(batch, n_out).index_put((rows, cols), w_scan)
-            n_c = n_c.index_put((rows, cols), n_scan)
+        weight_sorted = F.pad(weight, (0, 1)).index_select(1, order_padded.reshape(-1)).view(n_out, batch, n_in + 1)
+        w_scan, n_scan, threshold = _first_crossing(z_padded, weight_sorted, beta)
+        z_out, inv_d, fired = _closed_form(w_scan.t(), n_scan.t(), beta, z_never)
+        return _FastState(z_out=z_out, inv_d=inv_d, rows=rows, cols=cols, threshold=threshold, dense=True,
+                          fired=fired, beta_only=fired & (w_scan.t() <= 1), scanned=1.0)
     z_out, inv_d, fired = _closed_form(w_c, n_c, beta, z_never)
+    beta_only = fired & (w_c <= 1)
+    if n_uncertain:  # the pairs the bound cannot settle: their own causal sets and closed forms
+        rows, cols = uncertain.nonzero(as_tuple=True)
+        if n_uncertain * n_in * n_in <= _PAIRWISE_LIMIT:
+            w_scan, n_scan, threshold = _first_crossing_pairs(z.index_select(0, rows), weight.index_select(0, cols), beta)
+        else:  # sort the samples that have an uncertain pair
+            sorted_rows, position = th.unique_consecutive(rows, return_inverse=True)  # rows come sorted
+            z_padded, order = _sort_rows_padded(z.index_select(0, sorted_rows))
+            index = order.index_select(0, position)[:, :-1].add_(cols.unsqueeze(1) * (n_in + 1))
+            weight_sorted = th.take(F.pad(weight, (0, 1)), index)
+            w_scan, n_scan, threshold = _first_crossing(z_padded.index_select(0, position), weight_sorted, beta)
+        z_pairs, inv_d_pairs, fired_pairs = _closed_form(w_scan, n_scan, beta, z_never)
+        fired, beta_only = fired.clone(), beta_only.clone()  # materialise expanded [out] masks
+        for full, pairs in ((z_out, z_pairs), (inv_d, inv_d_pairs), (fired, fired_pairs), (beta_only, fired_pairs & (w_scan <= 1))):
+            full.index_put_((rows, cols), pairs)
     return _FastState(
-        z_out=z_out, inv_d=inv_d, rows=rows, cols=cols, threshold=threshold, dense=dense, fired=fired,
-        beta_only=fired & (w_c <= 1), scanned=1.0 if dense else rows.numel() / max(1, batch * n_out),
+        z_out=z_out, inv_d=inv_d, rows=rows, cols=cols, threshold=threshold, dense=False, fired=fired,
+        beta_only=beta_only, scanned=n_uncertain / max(1, batch * n_out),
     )
 
 
