@@ -7,6 +7,7 @@ Teachers are trained first with the runner (benchmarks/out is git-ignored)::
     sb3-snn train --algo ppo --env CartPole-v1 -conf zoo_configs/ppo.yml -f benchmarks/out/sdn/logs --seed 0 \\
         --eval-freq 2000 --eval-episodes 10 -params policy_kwargs:"dict(net_arch=[256, 256])"
     python benchmarks/bench_sdn_cartpole.py
+    python benchmarks/bench_sdn_cartpole.py --latency-only   # only the latency figures, into the same JSON
 
 Figures: teacher and student scores, agreement, parameter bytes and their ratio, the environment steps
 the student needed to reach 95 % of the teacher vs the steps DQN needed from scratch (the DQN
@@ -29,7 +30,16 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sdn_common import latency_ms, machine, play, steps_per_second  # noqa: E402
+from bench_sdn_common import (  # noqa: E402
+    LATENCY_TARGET,
+    latency_comparison,
+    latency_ms,
+    latency_note,
+    latency_text,
+    machine,
+    play,
+    steps_per_second,
+)
 
 from sb3_snn import SDN  # noqa: E402
 from sb3_snn.sdn import Teacher, load_teacher  # noqa: E402
@@ -107,6 +117,50 @@ def speed(args: argparse.Namespace, dqn_teacher: Path) -> dict:
     }
 
 
+def latency_only(args: argparse.Namespace) -> None:
+    """Measure only the per-action latency (student vs each teacher, :func:`latency_comparison`) and
+    write it into the existing JSON, keeping its other figures.
+
+    The student is untrained, of the zoo config's shape: its latency does not depend on its weights
+    (every operation is dense).
+    """
+    record = json.loads(args.out.read_text()) if args.out.is_file() else {
+        "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": "CartPole-v1", "teachers": {}}
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=args.eval_seed)
+    obs = env.reset()
+    settings = student_settings()
+    th.manual_seed(args.seed)
+    student = SDN(settings["policy"], env, seed=args.seed, device="cpu", buffer_size=1000,
+                  policy_kwargs=settings["policy_kwargs"]).policy
+    lines, measured = [], {}
+    for name, path in (("dqn", args.dqn_teacher.resolve()), ("ppo", args.ppo_teacher.resolve())):
+        latency = latency_comparison(student, load_teacher(path), obs, args.latency_repeats)
+        latency["teacher_path"] = str(path.relative_to(ROOT))
+        measured[name] = latency
+        record["teachers"].setdefault(name, {}).update(
+            latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
+            latency_ratio=latency["ratio_predict"], latency_forward_ratio=latency["ratio_forward"])
+        lines.append(latency_text(f"{name} teacher", latency))
+        print(name, json.dumps(latency), flush=True)
+    command = " ".join(["python", *sys.argv])
+    record["latency"] = {"command": command, "machine": machine(), "teachers": measured}
+    record["target"] = LATENCY_TARGET
+    record["headline"] = "; ".join([*score_lines(record), *lines])
+    record["notes"] = [note for note in record.get("notes", []) if not note.startswith("Latency")] + [latency_note(command)]
+    args.out.write_text(json.dumps(record, indent=2, default=str))
+
+
+def score_lines(record: dict) -> list[str]:
+    """The scores part of the headline (what benchmarks/report.py writes when there is no headline)."""
+    lines = []
+    for name, row in record.get("teachers", {}).items():
+        if "student" in row:
+            lines.append(f"{name}: student {row['student']['mean']:.1f} ± {row['student']['std']:.1f} vs teacher "
+                         f"{row['teacher']['mean']:.1f}, agreement {row['student']['agreement']:.3f}, "
+                         f"{row['size_ratio_acting']:.0f}x fewer bytes")
+    return lines
+
+
 def main() -> None:
     """Run the benchmark and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,8 +175,14 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=123)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sdn_cartpole.json")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="measure only the per-action latency (untrained student) and update --out's latency figures")
+    parser.add_argument("--latency-repeats", type=int, default=500, help="timed calls of each candidate")
     args = parser.parse_args()
     th.set_num_threads(1)
+    if args.latency_only:
+        latency_only(args)
+        return
     record = {"command": " ".join(["python", *sys.argv]), "machine": machine(), "env": "CartPole-v1", "teachers": {}}
     for name, path in (("dqn", args.dqn_teacher.resolve()), ("ppo", args.ppo_teacher.resolve())):
         record["teachers"][name] = distil(path, args)

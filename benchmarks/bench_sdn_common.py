@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,14 @@ import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine as describe_machine  # noqa: E402
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_snn.sdn import SDN, Teacher
+from sb3_snn.sdn import SDN, SDNPolicy, Teacher
+
+#: what the latency benchmarks aim for (issue #5)
+LATENCY_TARGET = "student per-action latency >= 5x lower than the teacher's on CPU (policy.predict, one observation, 1 torch thread)"
 
 
 def machine() -> str:
@@ -92,3 +98,101 @@ def steps_per_second(train: Any, gradient_steps: int) -> float:
     start = time.perf_counter()
     train(gradient_steps)
     return gradient_steps / (time.perf_counter() - start)
+
+
+def interleaved_latency_ms(calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30) -> dict[str, float]:
+    """Median thread CPU milliseconds per call of each callable, the callables called in turn (round
+    robin), so that a shared machine's load falls on all of them alike.
+
+    :param calls: name -> a callable taking no argument
+    :param repeats: timed calls of each
+    :param warmup: untimed calls of each first
+    """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.thread_time()
+            call()
+            times[name].append(time.thread_time() - start)
+    return {name: 1000.0 * float(np.median(values)) for name, values in times.items()}
+
+
+def acting_forward(model: BaseAlgorithm) -> Callable[[th.Tensor], th.Tensor]:
+    """The teacher's acting network as one call on raw observations (preprocessing included, no
+    distribution object): ``q_net`` of a DQN, features + actor + ``action_net`` of a PPO / A2C."""
+    policy = model.policy
+    for name in ("q_net", "quantile_net"):
+        if hasattr(policy, name):
+            return getattr(policy, name)
+
+    def forward(obs: th.Tensor) -> th.Tensor:
+        features = policy.extract_features(obs, policy.pi_features_extractor)
+        return policy.action_net(policy.mlp_extractor.forward_actor(features))
+
+    return forward
+
+
+def latency_comparison(student: SDNPolicy, teacher: BaseAlgorithm, obs: np.ndarray, repeats: int = 500) -> dict[str, Any]:
+    """Per-action latency of a student and a teacher on one observation, on the current device and
+    torch threads, all calls interleaved (:func:`interleaved_latency_ms`).
+
+    Entries (milliseconds): ``student_predict`` / ``teacher_predict`` (``policy.predict(obs,
+    deterministic=True)``, the entry point of ``evaluate_policy``), ``student_forward`` /
+    ``teacher_forward`` (the raw networks on a tensor, preprocessing included), ``student_sb3_predict``
+    (SB3's generic ``BasePolicy.predict`` around the student's fast network: what the student's own
+    ``predict`` saves), ``student_nodes_forward`` (the student through the spikingjelly nodes used in
+    training, gradients off). Ratios > 1 mean the student is faster.
+
+    :param student: the student policy
+    :param teacher: the teacher model
+    :param obs: one observation as the ``VecEnv`` gives it (``[1, *shape]``)
+    :param repeats: timed calls of each
+    """
+    obs_tensor = th.as_tensor(obs, device=student.device)
+    teacher_net = acting_forward(teacher)
+    student.set_training_mode(False)
+    teacher.policy.set_training_mode(False)
+    student_action = student.predict(obs, deterministic=True)[0]
+    with th.no_grad():
+        nodes_action = student.network.forward_nodes(student.preprocess(obs_tensor)).argmax(1).cpu().numpy()
+    assert np.array_equal(student_action, nodes_action), (student_action, nodes_action)
+    calls: dict[str, Callable[[], Any]] = {
+        "student_predict": lambda: student.predict(obs, deterministic=True),
+        "teacher_predict": lambda: teacher.policy.predict(obs, deterministic=True),
+        "student_forward": lambda: student(obs_tensor),
+        "teacher_forward": lambda: teacher_net(obs_tensor),
+        "student_sb3_predict": lambda: BasePolicy.predict(student, obs, deterministic=True),
+        "student_nodes_forward": lambda: student.network.forward_nodes(student.preprocess(obs_tensor)),
+    }
+    with th.no_grad():
+        times = interleaved_latency_ms(calls, repeats)
+    result: dict[str, Any] = {f"{name}_ms": value for name, value in times.items()}
+    result.update(
+        ratio_predict=times["teacher_predict"] / times["student_predict"],
+        ratio_forward=times["teacher_forward"] / times["student_forward"],
+        fast_path_speedup=times["student_nodes_forward"] / times["student_forward"],
+        predict_shortcut_speedup=times["student_sb3_predict"] / times["student_predict"],
+        goal_5x_met=times["teacher_predict"] / times["student_predict"] >= 5.0,
+        repeats=repeats, torch_threads=th.get_num_threads(), student_n_steps=student.n_steps,
+        student_bytes=sum(p.numel() * p.element_size() for p in student.network.parameters()),
+    )
+    return result
+
+
+def latency_text(name: str, latency: dict[str, Any]) -> str:
+    """One line for a headline: student vs teacher milliseconds per action and the ratio."""
+    verdict = "met" if latency["goal_5x_met"] else "not met"
+    return (f"{name}: student {latency['student_predict_ms']:.3f} ms vs teacher {latency['teacher_predict_ms']:.3f} ms "
+            f"per action, {latency['ratio_predict']:.2f}x (goal >= 5x: {verdict})")
+
+
+def latency_note(command: str) -> str:
+    """The note a result record carries about where its latency figures come from."""
+    return (f"Latency figures (latency_*): `{command}`, measured separately from the scores, on untrained students "
+            "of the rows' shapes (the latency of a dense network does not depend on its weights); thread CPU time, "
+            "medians of interleaved calls, 1 torch thread. Ratios > 1: the student is faster. Details under 'latency' "
+            "in the JSON (predict and raw forward of both, the student through SB3's generic predict, and through "
+            "the spikingjelly nodes used in training).")

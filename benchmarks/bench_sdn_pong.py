@@ -7,6 +7,7 @@ cores this is slow: the steps used are recorded in the JSON. On a GPU: ``--devic
 
     python benchmarks/bench_sdn_pong.py --steps 20000 --eval-episodes 1
     python benchmarks/bench_sdn_pong.py --device cuda --steps 200000 --eval-episodes 10   # the full run
+    python benchmarks/bench_sdn_pong.py --latency-only   # per-action latency on the CPU only, into the same JSON
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sdn_common import latency_ms, machine, play, steps_per_second  # noqa: E402
+from bench_sdn_common import (  # noqa: E402
+    LATENCY_TARGET,
+    latency_comparison,
+    latency_ms,
+    latency_note,
+    latency_text,
+    machine,
+    play,
+    steps_per_second,
+)
 
 from sb3_snn import SDN  # noqa: E402
-from sb3_snn.sdn import Teacher, load_teacher  # noqa: E402
+from sb3_snn.sdn import SDNCnnPolicy, Teacher, load_teacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 gym.register_envs(ale_py)
@@ -52,13 +62,71 @@ def make_env(seed: int) -> VecTransposeImage:
     return VecTransposeImage(VecFrameStack(make_atari_env(ENV_ID, n_envs=1, seed=seed), n_stack=4))
 
 
+def row_policy_kwargs(name: str) -> dict:
+    """The student's architecture of a row (zoo_configs/sdn.yml's Pong section plus the row's overrides)."""
+    return dict(conv_arch=[(8, 8, 4), (8, 4, 2), (16, 3, 2)], net_arch=[32], **ROWS[name][0])
+
+
+def latency_only(args: argparse.Namespace) -> None:
+    """Measure only the per-action latency on the CPU (student of each row's shape vs the teacher,
+    :func:`latency_comparison`, 1 torch thread) and write it into the existing JSON, keeping the rest.
+
+    The students are untrained (default initialisation): their latency does not depend on the weights
+    (every operation is dense). Rows of the same architecture share one measurement.
+    """
+    record = json.loads(args.out.read_text()) if args.out.is_file() else {
+        "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "rows": {}}
+    teacher_model = load_teacher(args.teacher, device="cpu")
+    env = make_env(0)
+    obs = env.reset()
+    names = list(record.get("rows") or {}) or args.rows.split(",")
+    measured: dict[str, dict] = {}
+    lines = []
+    for name in names:
+        policy_kwargs = row_policy_kwargs(name)
+        key = json.dumps(policy_kwargs, sort_keys=True)
+        if key not in measured:
+            th.manual_seed(args.seed)
+            student = SDNCnnPolicy(env.observation_space, env.action_space, lambda _: 1e-3, **policy_kwargs)
+            measured[key] = {**latency_comparison(student, teacher_model, obs, args.latency_repeats),
+                             "policy_kwargs": policy_kwargs, "rows": []}
+            print(name, json.dumps(measured[key], default=str), flush=True)
+        latency = measured[key]
+        latency["rows"].append(name)
+        row = record.setdefault("rows", {}).setdefault(name, {})
+        row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
+                   latency_speedup=latency["ratio_predict"], latency_forward_speedup=latency["ratio_forward"])
+    for latency in measured.values():
+        encoding = latency["policy_kwargs"].get("encoding", "frames")
+        label = f"{encoding} student (T={latency['student_n_steps']}, untrained), rows {'/'.join(latency['rows'])}"
+        lines.append(latency_text(label, latency))
+    command = " ".join(["python", *sys.argv])
+    record["latency_ms_teacher"] = next(iter(measured.values()))["teacher_predict_ms"]
+    record["latency"] = {"command": command, "machine": machine(), "teacher_path": args.teacher,
+                         "students": list(measured.values())}
+    record["target"] = LATENCY_TARGET
+    record["headline"] = "; ".join([*score_lines(record), *lines])
+    record["notes"] = [note for note in record.get("notes", []) if not note.startswith("Latency")] + [latency_note(command)]
+    args.out.write_text(json.dumps(record, indent=2, default=str))
+
+
+def score_lines(record: dict) -> list[str]:
+    """The scores part of the headline (what benchmarks/report.py writes when there is no headline)."""
+    lines = []
+    for name, row in record.get("rows", {}).items():
+        if "student" in row:
+            lines.append(f"{name}: student {row['student']['mean']:.1f} ± {row['student']['std']:.1f}, agreement "
+                         f"{row['student']['agreement']:.3f}, {row['size_ratio_acting']:.0f}x fewer bytes")
+    return lines
+
+
 def run_row(name: str, teacher_model, args: argparse.Namespace) -> dict:
     """Distil one student and evaluate it."""
-    policy_overrides, sdn_overrides = ROWS[name]
+    _, sdn_overrides = ROWS[name]
     teacher = Teacher(teacher_model)
     settings = {**dict(temperature=2.0, alpha=0.9, learning_rate=1e-3, buffer_size=args.buffer_size,
                        learning_starts=1000, batch_size=32, train_freq=4, gradient_steps=1), **sdn_overrides}
-    policy_kwargs = dict(conv_arch=[(8, 8, 4), (8, 4, 2), (16, 3, 2)], net_arch=[32], **policy_overrides)
+    policy_kwargs = row_policy_kwargs(name)
     student = SDN("SDNCnnPolicy", make_env(args.seed), teacher=teacher_model, policy_kwargs=policy_kwargs,
                   seed=args.seed, device=args.device, **settings)
     start = time.perf_counter()
@@ -89,9 +157,16 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=123)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sdn_pong.json")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="measure only the CPU per-action latency (untrained students of --out's rows, or of --rows) "
+                             "and update --out's latency figures")
+    parser.add_argument("--latency-repeats", type=int, default=500, help="timed calls of each candidate")
     args = parser.parse_args()
-    if args.device == "cpu":
+    if args.device == "cpu" or args.latency_only:
         th.set_num_threads(1)
+    if args.latency_only:
+        latency_only(args)
+        return
     teacher_model = load_teacher(args.teacher, device=args.device)
     teacher = Teacher(teacher_model)
     obs1 = th.as_tensor(make_env(0).reset(), device=teacher_model.device)

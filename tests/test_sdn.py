@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
 
 from sb3_snn import SDN
 from sb3_snn.sdn import SDNCnnPolicy, SDNPolicy
 from sb3_snn.sdn.losses import LOSSES, distillation_loss, teacher_targets01
+from sb3_snn.sdn.network import lif_inference, lif_numpy
 from sb3_snn.spiking import simulate
 
 FRAMES = spaces.Box(0, 255, (4, 16, 16), np.uint8)
@@ -165,14 +167,102 @@ def test_losses() -> None:
         assert (target.argmax(1) == teacher.argmax(1)).all()
 
 
-@pytest.mark.parametrize("decay", [0.2, 1.0])
-def test_fast_inference_path_matches_spikingjelly(decay: float) -> None:
-    policy = _cnn(decay=decay, readout="rate", n_steps=8)
-    obs = policy.preprocess(_frames(16, seed=3))
-    trained_path = policy.network(obs)  # gradients on: spikingjelly LIF nodes
-    counts = {k: v.clone() for k, v in policy.network.last_spike_counts.items()}
+FAST_PATH_CASES = [
+    ("cnn", {}),  # frames, one per step
+    ("cnn", {"n_steps": 8, "readout": "rate", "decay": 1.0}),  # frames, two steps each, IF neurons
+    ("cnn", {"encoding": "constant", "n_steps": 3, "readout_decay": 0.6}),  # stacked channels
+    ("mlp", {"net_arch": [16, 8], "n_steps": 5}),
+    ("mlp", {"net_arch": [16], "readout": "rate", "threshold": 0.3}),
+    ("mlp", {"net_arch": [], "n_steps": 3}),
+]
+
+
+def _random_policy(kind: str, kwargs: dict, seed: int) -> tuple[SDNPolicy, th.Tensor]:
+    """A random student (weights scaled up so that every layer, the rate readout included, spikes) and raw
+    observations for it."""
+    if kind == "cnn":
+        policy, obs = _cnn(calibrate=False, **kwargs), _frames(16, seed=seed)
+    else:
+        th.manual_seed(seed)
+        policy = SDNPolicy(VECTOR, spaces.Discrete(3), lambda _: 1e-3, **kwargs)
+        obs = th.as_tensor(np.random.default_rng(seed).uniform(-2, 2, (16, 4)), dtype=th.float32)
     with th.no_grad():
-        fast_path = policy.network(obs)  # gradients off: lif_inference
-    th.testing.assert_close(fast_path, trained_path.detach())
-    for name, value in policy.network.last_spike_counts.items():
-        assert th.equal(value, counts[name]), name
+        for synapse in [*policy.network.synapses, policy.network.out]:
+            synapse.weight.mul_(3.0)
+    return policy, obs
+
+
+def _step_by_step(network, x: th.Tensor) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+    """The student simulated literally: time outer, layers inner, one synaptic operation per step."""
+    steps, batch = network.n_steps, x.shape[0]
+    distinct = network.encode(x)
+    v: dict[str, th.Tensor] = {}
+    counts: dict[str, th.Tensor] = {}
+    readout = 0.0
+    for t in range(steps):
+        h = distinct[t // network.steps_per_frame] if network.encoding == "frames" else distinct[0]
+        layers = [*zip(network.names, network.synapses), ("out", network.out)]
+        for name, synapse in layers:
+            current = synapse(h.flatten(1) if isinstance(synapse, th.nn.Linear) else h)
+            if name == "out" and network.readout == "membrane_mean":
+                v[name] = current if t == 0 else network.readout_decay * v[name] + current
+                readout = readout + v[name] / steps
+                break
+            v[name] = current if t == 0 else network.decay * v[name] + current
+            h = (v[name] >= network.threshold).float()
+            v[name] = v[name] * (1 - h)
+            counts[name] = counts.get(name, 0) + h
+    if network.readout == "rate":
+        readout = network.rate_scale * counts["out"] / steps
+    return readout.reshape(batch, -1), counts
+
+
+@pytest.mark.parametrize("kind, kwargs", FAST_PATH_CASES)
+def test_fast_inference_path_is_exact(kind: str, kwargs: dict) -> None:
+    """The inference path (numpy recurrences, gradients off) gives bit for bit the logits and spikes of
+    the spikingjelly nodes used in training, and the spikes of a literal step-by-step simulation."""
+    for seed in (0, 1):
+        policy, obs = _random_policy(kind, kwargs, seed)
+        network, x = policy.network, policy.preprocess(obs)
+        with th.no_grad():
+            fast = network.forward_fast(x)
+            fast_counts = dict(network.last_spike_counts)
+            nodes = network.forward_nodes(x)
+            nodes_counts = dict(network.last_spike_counts)
+            literal, literal_counts = _step_by_step(network, x)
+        trained = network(x)  # gradients on: the training path
+        assert th.equal(fast, nodes) and th.equal(fast, trained.detach())
+        assert set(fast_counts) == set(nodes_counts) == set(literal_counts)
+        for name, counts in fast_counts.items():
+            assert th.equal(counts, nodes_counts[name]) and th.equal(counts, literal_counts[name]), name
+        assert all(float(c.sum()) > 0 for c in fast_counts.values())  # every layer spiked: a real comparison
+        th.testing.assert_close(fast, literal, rtol=1e-5, atol=1e-5)  # the readout sums in another order
+        assert th.equal(fast.argmax(1), literal.argmax(1))
+
+
+def test_lif_numpy_and_torch_recurrences_agree() -> None:
+    current = th.randn(3, 5, 7, generator=th.Generator().manual_seed(0))
+    numpy_path = lif_inference(current, 0.3, 0.4, repeats=2)  # CPU: numpy
+    torch_path = lif_inference(current.clone().requires_grad_(), 0.3, 0.4, repeats=2).detach()  # the loop used on GPUs
+    assert th.equal(numpy_path, torch_path) and numpy_path.shape == (6, 5, 7)
+    assert th.equal(numpy_path, lif_inference(current.repeat_interleave(2, 0), 0.3, 0.4))
+    np.testing.assert_array_equal(lif_numpy(current.double().numpy(), 0.3, 0.4, 2), numpy_path.double().numpy())
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_predict_shortcut_matches_sb3_predict(kind: str) -> None:
+    policy, obs = _random_policy(kind, {}, 0)
+    policy.set_training_mode(True)
+    batch = obs.numpy()
+    actions, state = policy.predict(batch, deterministic=True)
+    assert not policy.training and state is None
+    with th.no_grad():
+        expected = policy.network.forward_nodes(policy.preprocess(obs)).argmax(1).numpy()
+    np.testing.assert_array_equal(actions, expected)
+    np.testing.assert_array_equal(BasePolicy.predict(policy, batch, deterministic=True)[0], expected)
+    single, _ = policy.predict(batch[3], deterministic=True)
+    assert single.shape == () and single == expected[3]
+    assert BasePolicy.predict(policy, batch[3], deterministic=True)[0].shape == ()
+    # what the shortcut does not take goes through SB3's own path: channel-last images, lists
+    other = batch[:2].transpose(0, 2, 3, 1) if kind == "cnn" else batch[:2].tolist()
+    np.testing.assert_array_equal(policy.predict(other, deterministic=True)[0], expected[:2])

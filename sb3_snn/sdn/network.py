@@ -61,22 +61,55 @@ def make_lif(decay: float, threshold: float, surrogate_function: surrogate.Surro
     )
 
 
-def lif_inference(current: th.Tensor, decay: float, threshold: float) -> th.Tensor:
-    """Spikes ``[T, ...]`` of a hard-reset LIF population driven by ``current`` ``[T, ...]``, without autograd.
+def lif_inference(current: th.Tensor, decay: float, threshold: float, repeats: int = 1) -> th.Tensor:
+    """Spikes ``[T, ...]`` of a hard-reset LIF population driven by ``current``, without autograd.
 
-    The same spike trains as the spikingjelly nodes of :func:`make_lif` in a few tensor operations per
-    step (spikingjelly's CPU path costs about 5x more per action); used when gradients are off.
+    The same spike trains as the spikingjelly nodes of :func:`make_lif`, cheaper: on the CPU the
+    recurrence runs in numpy on the tensor's memory (:func:`lif_numpy`; on small arrays a numpy call
+    costs less than a torch call), elsewhere in a few torch operations per step. Both evaluate
+    ``v = v * decay + I``, ``v >= threshold`` in the tensor's dtype, so they give identical spikes.
 
-    :param current: input current per step
+    :param current: input current ``[S, ...]``; step ``t`` uses ``current[t // repeats]``
     :param decay: membrane decay per step
     :param threshold: firing threshold
+    :param repeats: steps each entry of ``current`` is presented for (``T = S * repeats``); the same as
+        ``current.repeat_interleave(repeats, 0)`` without building it
     """
-    v, out = th.zeros_like(current[0]), th.empty_like(current)
-    for step, step_current in enumerate(current):
-        v = v.mul_(decay).add_(step_current) if decay != 1.0 else v.add_(step_current)
+    if current.device.type == "cpu" and current.dtype in (th.float32, th.float64) and not current.requires_grad:
+        return th.from_numpy(lif_numpy(current.numpy(), decay, threshold, repeats))
+    steps = current.shape[0] * repeats
+    v, out = th.zeros_like(current[0]), current.new_empty((steps, *current.shape[1:]))
+    for step in range(steps):
+        v = v.mul_(decay).add_(current[step // repeats]) if decay != 1.0 else v.add_(current[step // repeats])
         spikes = v >= threshold
         out[step] = spikes
         v.masked_fill_(spikes, 0.0)
+    return out
+
+
+def lif_numpy(current: np.ndarray, decay: float, threshold: float, repeats: int = 1) -> np.ndarray:
+    """:func:`lif_inference` on numpy arrays: spikes (0/1, ``current``'s dtype) ``[S * repeats, ...]``.
+
+    :param current: input current ``[S, ...]``; step ``t`` uses ``current[t // repeats]``
+    :param decay: membrane decay per step
+    :param threshold: firing threshold
+    :param repeats: steps each entry of ``current`` is presented for
+    """
+    dtype = current.dtype.type
+    decay, threshold = dtype(decay), dtype(threshold)
+    steps = current.shape[0] * repeats
+    out = np.empty_like(current, shape=(steps, *current.shape[1:]))  # current's memory layout
+    v = current[0].copy(order="K")  # the first step from v = 0: v = I (up to the sign of a zero, which no comparison sees)
+    spikes = np.empty_like(v, dtype=bool)
+    for step in range(steps):
+        if step:
+            if decay != 1.0:
+                np.multiply(v, decay, out=v)
+            np.add(v, current[step // repeats], out=v)
+        np.greater_equal(v, threshold, out=spikes)
+        out[step] = spikes
+        if step + 1 < steps:
+            np.putmask(v, spikes, 0.0)
     return out
 
 
@@ -153,9 +186,10 @@ class SpikingStudent(nn.Module):
         self.out = nn.Linear(width, self.n_actions)
         self.out_neuron = lif() if readout == "rate" else None
         self.out_shape = ((width,), (self.n_actions,))
-        self.last_spike_counts: dict[str, th.Tensor] = {}
+        self._spikes: dict[str, th.Tensor] = {}
+        self._spike_counts: dict[str, th.Tensor] | None = {}
         self.register_buffer("calibrated", th.tensor(False))
-        self._readout_cache: dict[tuple, th.Tensor] = {}
+        self._readout_cache: dict[tuple, tuple[th.Tensor, th.Tensor]] = {}
 
     def _add(self, name: str, synapse: nn.Module, population: nn.Module, in_shape: tuple, out_shape: tuple) -> None:
         self.names.append(name)
@@ -182,42 +216,94 @@ class SpikingStudent(nn.Module):
     def forward(self, obs: th.Tensor) -> th.Tensor:
         """Logits ``[batch, n_actions]`` of preprocessed observations ``[batch, *input_shape]``.
 
-        The membranes are reset first: every call is one independent inference of ``n_steps`` steps.
-        Spike counts per layer (summed over time, detached) are kept in :attr:`last_spike_counts`.
+        Every call is one independent inference of ``n_steps`` steps (membranes start at 0). With
+        gradients on it runs :meth:`forward_nodes` (spikingjelly nodes, surrogate gradients: training);
+        with gradients off :meth:`forward_fast` (the same spikes and logits, several times faster).
+        Spike counts per layer (summed over time, detached) are in :attr:`last_spike_counts`.
+        """
+        return self.forward_nodes(obs) if th.is_grad_enabled() else self.forward_fast(obs)
+
+    def forward_nodes(self, obs: th.Tensor) -> th.Tensor:
+        """:meth:`forward` through the spikingjelly multi-step LIF nodes (differentiable, BPTT).
+
+        Layer by layer, with time batched: a layer's synaptic operation has no state, so it is applied
+        once to all time steps stacked in the batch dimension (``[T * batch, ...]``, what spikingjelly's
+        ``SeqToANNContainer`` does), then the layer's nodes run the recurrence over ``[T, batch, ...]``.
         """
         functional.reset_net(self)
         x = self.encode(obs)
-        batch, counts = obs.shape[0], {}
+        batch, spikes = obs.shape[0], {}
         for index, (name, synapse, population) in enumerate(zip(self.names, self.synapses, self.neurons)):
             if isinstance(synapse, nn.Linear):
                 x = x.flatten(2)
-            steps = x.shape[0]
-            current = synapse(x.flatten(0, 1)).unflatten(0, (steps, batch))
-            if index == 0:  # the first layer's current only changes with the frame: compute once, repeat
+            current = synapse(x.flatten(0, 1))  # the synaptic operation of all steps at once: [steps * batch, ...]
+            current = current.view(x.shape[0], batch, *current.shape[1:])
+            if index == 0:  # the first layer's current only changes with the frame: computed once per frame, repeated
                 current = self._expand(current)
-            x = population(current) if th.is_grad_enabled() else lif_inference(current, self.decay, self.threshold)
-            counts[name] = x.detach().sum(0)
+            x = population(current)
+            spikes[name] = x.detach()
+        return self._readout(x, batch, spikes, fast=False)
+
+    def forward_fast(self, obs: th.Tensor) -> th.Tensor:
+        """:meth:`forward` without autograd: the same layer-by-layer, time-batched schedule as
+        :meth:`forward_nodes`, the recurrences run by :func:`lif_numpy` on the CPU (:func:`lif_inference`
+        elsewhere), the synaptic operations by the same torch functions (so the same sums), the nodes'
+        state untouched. Spikes and logits equal those of :meth:`forward_nodes` (tested)."""
+        if th.is_grad_enabled():
+            with th.no_grad():
+                return self.forward_fast(obs)
+        x = self.encode(obs)
+        batch, spikes = obs.shape[0], {}
+        on_cpu = x.device.type == "cpu" and x.dtype in (th.float32, th.float64)
+        repeats = self.steps_per_frame if self.encoding == "frames" else self.n_steps
+        for index, (name, synapse) in enumerate(zip(self.names, self.synapses)):
+            if isinstance(synapse, nn.Linear):
+                x = x.flatten(2)
+            steps = x.shape[0]
+            current = _synapse(synapse, x.flatten(0, 1))
+            steps_each = repeats if index == 0 else 1  # first layer: one current per distinct input, repeated
+            if on_cpu:  # numpy views of the same memory: no copies
+                flat = current.numpy()
+                x = th.from_numpy(lif_numpy(flat.reshape(steps, batch, *flat.shape[1:]), self.decay, self.threshold, steps_each))
+            else:
+                x = lif_inference(current.view(steps, batch, *current.shape[1:]), self.decay, self.threshold, steps_each)
+            spikes[name] = x
+        return self._readout(x, batch, spikes, fast=True)
+
+    def _readout(self, x: th.Tensor, batch: int, spikes: dict[str, th.Tensor], fast: bool) -> th.Tensor:
+        """Logits from the last hidden layer's spikes ``[T, batch, ...]`` (or the encoded input)."""
         x = x.flatten(2) if self.names else self._expand(x.flatten(2))
+        steps = x.shape[0]
         if self.out_neuron is not None:
-            current = self.out(x.flatten(0, 1)).unflatten(0, (x.shape[0], batch))
-            spikes = self.out_neuron(current) if th.is_grad_enabled() else lif_inference(current, self.decay, self.threshold)
-            counts["out"] = spikes.detach().sum(0)
-            logits = self.rate_scale * spikes.mean(0)
+            current = _synapse(self.out, x.flatten(0, 1)) if fast else self.out(x.flatten(0, 1))
+            current = current.view(steps, batch, *current.shape[1:])
+            out = lif_inference(current, self.decay, self.threshold) if fast else self.out_neuron(current)
+            spikes["out"] = out.detach()
+            logits = self.rate_scale * out.mean(0)
         else:
             # non-spiking integrator v[t] = d * v[t-1] + W x[t] + b, logit = mean_t v[t]. Linear in x, so
             # logit = W (sum_t w_t x[t]) + b sum_t w_t with w_t = (1/T) sum_{k=t}^{T-1} d^(k-t): one matmul.
-            weights = self._readout_weights(x.shape[0], x.dtype, x.device)
-            pooled = th.einsum("t,tbi->bi", weights, x)
-            logits = nn.functional.linear(pooled, self.out.weight, self.out.bias * weights.sum())
-        self.last_spike_counts = counts
+            weights, total = self._readout_weights(steps, x.dtype, x.device)
+            pooled = th.matmul(weights, x.reshape(steps, -1)).view(batch, -1)
+            logits = nn.functional.linear(pooled, self.out.weight, self.out.bias * total)
+        self._spikes, self._spike_counts = spikes, None
         return logits
 
-    def _readout_weights(self, steps: int, dtype: th.dtype, device: th.device) -> th.Tensor:
+    @property
+    def last_spike_counts(self) -> dict[str, th.Tensor]:
+        """Spike counts ``[batch, *shape]`` per spiking layer (summed over time, detached) of the last
+        forward pass; computed when first asked for."""
+        if self._spike_counts is None:
+            self._spike_counts = {name: spikes.sum(0) for name, spikes in self._spikes.items()}
+        return self._spike_counts
+
+    def _readout_weights(self, steps: int, dtype: th.dtype, device: th.device) -> tuple[th.Tensor, th.Tensor]:
         key = (steps, dtype, device)
         if key not in self._readout_cache:
             powers = self.readout_decay ** th.arange(steps, dtype=th.float64)
             tail = th.stack([powers[: steps - t].sum() for t in range(steps)])  # sum_{k=t}^{T-1} d^(k-t)
-            self._readout_cache[key] = (tail / steps).to(dtype=dtype, device=device)
+            weights = (tail / steps).to(dtype=dtype, device=device)
+            self._readout_cache[key] = (weights, weights.sum())
         return self._readout_cache[key]
 
     @th.no_grad()
@@ -276,6 +362,14 @@ class SpikingStudent(nn.Module):
             layers=layers, input_shape=self.input_shape, encoding=encoding, timesteps=self.n_steps,
             readout=readout, n_actions=self.n_actions, metadata={"method": "sdn", **(metadata or {})},
         )
+
+
+def _synapse(synapse: nn.Module, x: th.Tensor) -> th.Tensor:
+    """``synapse(x)`` for the student's ``nn.Linear`` / ``nn.Conv2d`` (zero padding) without the module
+    call's overhead: the same functional call its ``forward`` makes."""
+    if isinstance(synapse, nn.Linear):
+        return nn.functional.linear(x, synapse.weight, synapse.bias)
+    return nn.functional.conv2d(x, synapse.weight, synapse.bias, synapse.stride, synapse.padding, synapse.dilation, synapse.groups)
 
 
 def _needs_flatten(layers: list[Layer], flat_input: tuple[int, ...]) -> bool:

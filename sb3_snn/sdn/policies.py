@@ -12,7 +12,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import Schedule
 
 from sb3_snn.sdn.network import SpikingStudent
@@ -90,6 +90,8 @@ class SDNPolicy(BasePolicy):
             net_arch=self.net_arch, **self.student_kwargs,
         )
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # what preprocess_obs does to a Box observation, decided once
+        self._scale_images = bool(self.normalize_images and is_image_space(self.observation_space))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -111,15 +113,47 @@ class SDNPolicy(BasePolicy):
         return self.network.output_scale
 
     def preprocess(self, obs: th.Tensor) -> th.Tensor:
-        """Observations as the network takes them (images divided by 255, float)."""
-        return preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images).float()
+        """Observations as the network takes them (float; images divided by 255), as SB3's
+        ``preprocess_obs`` makes them for a ``Box`` space."""
+        if self._scale_images:
+            return obs / 255.0 if obs.dtype == th.uint8 else obs.float() / 255.0  # uint8 / 255.0: float32, one op
+        return obs.float()
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         """Logits ``[batch, n_actions]`` of a batch of raw observations."""
         return self.network(self.preprocess(obs))
 
     def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
-        return self(observation).argmax(dim=1).reshape(-1)
+        return self.network.forward_fast(self.preprocess(observation)).argmax(dim=1).reshape(-1)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """The greedy action(s) of an observation or a batch of them: :meth:`BasePolicy.predict`, with
+        its per-call work cut for a numpy observation of the space's shape (with or without the batch
+        axis): the mode switch only when needed, no image transpose checks, the fast inference path.
+        Anything else (dicts, transposed images, lists) goes through SB3's version. The student has no
+        recurrent state: ``state`` is returned unchanged.
+
+        :param observation: one observation or a batch
+        :param state: returned as given
+        :param episode_start: ignored
+        :param deterministic: ignored (the student acts greedily)
+        """
+        shape = self.observation_space.shape
+        extra = observation.ndim - len(shape) if isinstance(observation, np.ndarray) else -1
+        if extra not in (0, 1) or observation.shape[extra:] != shape:
+            return super().predict(observation, state, episode_start, deterministic)
+        if self.training or self.network.training:
+            self.set_training_mode(False)
+        obs = th.as_tensor(observation, device=self.network.out.weight.device)
+        with th.no_grad():
+            actions = self._predict(obs if extra else obs.unsqueeze(0)).cpu().numpy()
+        return (actions if extra else actions.squeeze(0)), state
 
     def parameter_bytes(self) -> int:
         """Bytes of the student's parameters as stored (float32: 4 per parameter)."""
