@@ -91,3 +91,26 @@ def test_same_seed_gives_identical_tables(finished, tmp_path):
     assert first["rows"] == second["rows"]
     untimed = lambda sweep: [{k: v for k, v in row.items() if k != "seconds_per_action"} for row in sweep]  # noqa: E731
     assert untimed(first["conversion_sweep"]) == untimed(second["conversion_sweep"])
+
+
+def test_agent_that_does_not_fit_the_chip_is_reported_not_fatal(finished, tmp_path):
+    """An NC64C model of 4 cores x 8 neurons holds the SDN student (16 + 2 neurons) but not the converted
+    DQN (32 + 2): the export stage says so for that agent (FitError), still exports the other, and the
+    table shows the refusal instead of an energy figure."""
+    from sb3_snn.pipeline import steps
+    from sb3_snn.pipeline.config import load_config
+    from sb3_snn.pipeline.summary import summary_rows
+
+    out, _ = finished
+    settings = load_config("CartPole-v1", TINY)
+    settings["export"] = {**settings["export"], "options": {"n_cores": 4, "neurons_per_core": 8}}
+    folder = tmp_path / "export"
+    folder.mkdir()
+    outcome = steps.export_stage(settings, folder, out)
+    agents = outcome.summary["agents"]
+    assert agents["converted"]["error_type"] == "FitError" and "cores" in agents["converted"]["error"]
+    assert (folder / "converted_report.txt").read_text().startswith("not exported to nc64c")
+    assert agents["sdn"]["metrics"]["energy_per_action_uj"] > 0
+    evaluation = json.loads((out / "evaluation/evaluation.json").read_text())
+    rows = {row["agent"]: row for row in summary_rows(evaluation, outcome.summary, None)}
+    assert rows["converted"]["energy/action (µJ)"] == "not exported: FitError"

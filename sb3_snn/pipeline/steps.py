@@ -28,9 +28,16 @@ def make_env(env_id: str, algo: str, seed: int, n_envs: int = 1) -> VecEnv:
 
     import rl_zoo3.import_envs  # noqa: F401
 
+    from stable_baselines3.common.vec_env import VecFrameStack, unwrap_vec_wrapper
+
     hyperparams = zoo_section(zoo_config(algo), env_id)
-    return create_test_env(env_id, n_envs=n_envs, stats_path=None, seed=seed, log_dir=None, should_render=False,
-                           hyperparams=hyperparams)
+    env = create_test_env(env_id, n_envs=n_envs, stats_path=None, seed=seed, log_dir=None, should_render=False,
+                          hyperparams=hyperparams)
+    # rl_zoo3 stacks frames only when it loads saved statistics (stats_path); the pipeline has none
+    n_stack = int(hyperparams.get("frame_stack", 0) or 0)
+    if n_stack > 0 and unwrap_vec_wrapper(env, VecFrameStack) is None:
+        env = VecFrameStack(env, n_stack)
+    return env
 
 
 def load_model(algo: str, path: Path, env: VecEnv | None = None) -> BaseAlgorithm:
@@ -217,7 +224,7 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
     from sb3_snn import backends
 
     export = settings["export"]
-    backend = backends.load(export["backend"])
+    backend = backends.load(export["backend"], **(export.get("options") or {}))  # e.g. chip spec overrides
     agents = _agents(settings, out)
     with np.load(out / "evaluation/observations.npz", allow_pickle=False) as saved:
         observations = {name: saved[name] for name in saved.files}
@@ -227,8 +234,14 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
         if name not in agents or name not in observations:
             continue
         policy = spiking_policy(agents[name][0])
-        deployment = backend.compile(policy.spiking_description(), observations[name][: export["n_calibration"]],
-                                     action_rate_hz=export["action_rate_hz"])
+        try:
+            deployment = backend.compile(policy.spiking_description(), observations[name][: export["n_calibration"]],
+                                         action_rate_hz=export["action_rate_hz"])
+        except (backends.FitError, backends.UnsupportedNetworkError) as exc:  # a real limit of the target: said, not fatal
+            (folder / f"{name}_report.txt").write_text(f"not exported to {export['backend']}: {exc}\n")
+            outputs.append(f"{name}_report.txt")
+            summary["agents"][name] = {"error": str(exc), "error_type": type(exc).__name__}
+            continue
         report = deployment.report()
         deployment.save(folder / name)
         (folder / f"{name}_report.txt").write_text(str(report))

@@ -18,6 +18,8 @@ def summary_rows(evaluation: list[dict[str, Any]], export: dict[str, Any] | None
     for row in evaluation:
         metrics = exported.get(row["agent"], {}).get("metrics", {})
         energy = metrics.get("energy_per_action_uj")
+        if "error" in exported.get(row["agent"], {}):  # the backend refused it (e.g. more cores than the chip has)
+            energy = f"not exported: {exported[row['agent']]['error_type']}"
         if row["agent"] == "teacher" and teacher_macs:
             energy = teacher_macs * FP32_MAC_PJ * 1e-6  # fp32 MACs, Horowitz 2014 (no memory traffic)
         rows.append({
@@ -90,7 +92,7 @@ def write_plots(out: Path, sweep: list[dict[str, Any]] | None, rows: list[dict[s
 
     labels, values = [], []
     for row in rows:
-        if row.get("energy/action (µJ)"):
+        if isinstance(row.get("energy/action (µJ)"), (int, float)):
             labels.append(f"{row['agent']} ({'fp32 ANN' if row['agent'] == 'teacher' else 'NC64C model'})")
             values.append(row["energy/action (µJ)"])
     for name, watts, _ in CONTEXT_POWER_W:
