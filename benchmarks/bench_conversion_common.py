@@ -18,8 +18,13 @@ def sweep_rows(results: list[dict[str, Any]], reference: str = "teacher") -> lis
     base = next((r["mean_score"] for r in results if r["readout"] == "ann"), None)
     rows = []
     for r in results:
+        rounding = r.get("rounding", "floor")
+        # the paper's neurons keep the plain readout name (benchmarks/report.py keys rows by it); the
+        # rounding option is named in the readout label too, so it is never read as the paper's row
+        readout = r["readout"] if r["readout"] == "ann" or rounding == "floor" else f"{r['readout']} ({rounding})"
         rows.append({
-            "T": r["timesteps"] if r["readout"] != "ann" else "-", "readout": r["readout"],
+            "T": r["timesteps"] if r["readout"] != "ann" else "-", "readout": readout,
+            "rounding": rounding if r["readout"] != "ann" else "-",
             "score": round(r["mean_score"], 2), "std": round(r["std_score"], 2), "episodes": len(r["scores"]),
             f"score / {reference}": round(r["mean_score"] / base, 4) if base else None,
             "conversion rate": round(r["conversion_rate"], 4), "agent steps": r["n_steps"],

@@ -4,14 +4,17 @@ The network is the PPO Pong fixture's actor (NatureCNN + action_net; a trained R
 firing rates are realistic), converted with ``sb3_snn.convert`` (percentile 99.9) on frames it
 played. Compared on the same frames:
 
-* ``fast``: :func:`sb3_snn.conversion.simulate_fast` (time-batched layers, closed-form / scan dynamics);
+* ``fast``: :func:`sb3_snn.conversion.simulate_fast` (cumulative spike counts through time-batched
+  layers, silent input channels/features dropped, closed-form first layer, one clamp per step per layer);
 * ``sj_loop``: a per-step loop over the same layers with spikingjelly ``IFNode`` (single-step mode,
   soft reset), the textbook implementation: T forward passes of the whole network;
 * ``sj_multistep``: spikingjelly multi-step mode (layers on ``[T*B, ...]``, ``IFNode(step_mode='m')``);
 * ``sj_ann2snn``: spikingjelly's own ``ann2snn.Converter(RateCodingRecipe(..., mode="99.9%"))`` on the
   unnormalised ANN, run for T steps (its last Linear is non-spiking: readout = mean output).
 
-Spike identity is checked in float32 (what is timed) and float64.
+Spike identity is checked in float32 (what is timed) and float64. Times are the calling thread's CPU
+time (``time.thread_time``, one torch thread), medians, candidates interleaved frame by frame, so that
+other processes on a loaded machine barely move them.
 
     .venv/bin/python benchmarks/bench_conversion_speed.py            # CPU, 1 thread
     .venv/bin/python benchmarks/bench_conversion_speed.py --device cuda
@@ -37,17 +40,23 @@ def _sync(device: str) -> None:
         th.cuda.synchronize()
 
 
-def _time(fn, device: str, repeats: int) -> tuple[float, object]:
-    """Best-of-``repeats`` wall time (s) of ``fn()`` and its last result."""
-    result = fn()  # warm-up
-    best = float("inf")
+def _time(fn, device: str, repeats: int, warm_up: bool = True) -> tuple[float, object]:
+    """Median over ``repeats`` of ``fn()``'s time (s) and its last result.
+
+    On a CPU the time is the calling thread's CPU time (``time.thread_time``: with one torch thread
+    all the work runs in it), which other processes on a loaded machine barely disturb; on a GPU it
+    is wall time with synchronisation.
+    """
+    clock = time.perf_counter if device.startswith("cuda") else time.thread_time
+    result = fn() if warm_up else None
+    seconds = []
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         result = fn()
         _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        seconds.append(clock() - start)
+    return float(np.median(seconds)), result
 
 
 def sj_step_loop(layers: list[nn.Module], x: th.Tensor, steps: int) -> dict[int, th.Tensor]:
@@ -149,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         fast_fraction.append(sim.fast_fraction)
         synops.append(count_operations(description, {policy.layer_names[i]: c.cpu().numpy() for i, c in sim.spike_counts.items()}))
         for name, fn in (("sj_loop", sj_step_loop), ("sj_multistep", sj_multistep)):
-            seconds, counts = _time(lambda: fn(layers, x, steps), device, 1 if name == "sj_loop" else args.repeats)
+            seconds, counts = _time(lambda: fn(layers, x, steps), device, 1 if name == "sj_loop" else args.repeats,
+                                    warm_up=name != "sj_loop" or k == 0)
             timings[name].append(seconds)
             mismatch32[name] += sum(int((counts[i] != sim.spike_counts[i]).sum()) for i in counts)
         total_spikes += sum(int(c.sum()) for c in sim.spike_counts.values())
@@ -195,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             out = sum(sj_snn(x) for _ in range(steps))
         return out / steps
 
-    sj_time, _ = _time(lambda: sj_run(x_all[:1]), device, 1)
+    sj_time, _ = _time(lambda: sj_run(x_all[:1]), device, 1, warm_up=False)
     sj_outputs = th.cat([sj_run(x_all[i : i + 4]) for i in range(0, len(x_all), 4)])
     sj_actions = sj_outputs.argmax(dim=1)
     report["agreement"] = {
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{"simulation": name, "median s/action": round(t[key]["median"], 4), "min s/action": round(t[key]["min"], 4),
              "fast / this": round(t[key]["median"] / t["fast"]["median"], 2) if key != "fast" else 1.0,
              "spike mismatches vs fast (float32)": report["spike_count_mismatches"]["float32"].get(key, 0)}
-            for key, name in (("fast", "sb3-snn fast (time-batched, closed form / scans)"),
+            for key, name in (("fast", "sb3-snn fast (cumulative counts, time-batched, closed form / per-step clamp)"),
                               ("sj_loop", "spikingjelly IFNode, per-step loop"),
                               ("sj_multistep", "spikingjelly multi-step (T-batched layers, IFNode m)"))]
     rows.append({"simulation": "spikingjelly ann2snn.Converter (own normalisation)",
@@ -232,8 +242,13 @@ def main(argv: list[str] | None = None) -> int:
                      f"actions agree with the ANN on {100 * agreement['ours_vs_ann']:.0f} % and with ann2snn on "
                      f"{100 * agreement['ours_vs_sj_ann2snn']:.0f} % of {agreement['frames']} frames"),
         "notes": ["network: PPO Pong fixture actor (NatureCNN + action_net), converted at percentile 99.9 on frames it "
-                  "played; timing = best of --repeats per frame, median over frames",
-                  f"fast-path share of neurons per layer: {report['fast_path_fraction_per_layer']}",
+                  "played; timing = calling thread's CPU time (time.thread_time; GPU: wall time), median of "
+                  "--repeats per frame (the per-step loops once per frame), median over frames; candidates "
+                  "interleaved frame by frame",
+                  "fast path: cumulative counts through time-batched layers (silent input channels/features "
+                  "dropped, channels_last convolutions); first layer closed form; wide CPU layers: one clamp "
+                  "per step for the whole layer; share of neurons solved by a closed form or the cumulative-max "
+                  f"identity alone, per layer: {report['fast_path_fraction_per_layer']}",
                   f"SynOps/action {report['synops_per_action']:.3g}, dense MACs over T steps {report['dense_macs_T_steps']:.3g}"],
         "rows": rows,
         "timesteps": steps, "batch": 1, "device": device, "torch_threads": th.get_num_threads(),

@@ -15,7 +15,8 @@ from torch import nn
 
 from sb3_snn import ConvertedQPolicy, convert
 from sb3_snn.conversion import StreamingPercentile, extract_network, simulate_fast, simulate_reference
-from sb3_snn.conversion.simulation import _if_loop, first_layer_counts, if_dynamics
+from sb3_snn.conversion import simulation
+from sb3_snn.conversion.simulation import _if_loop, first_layer_counts, if_dynamics, solve_cumulative
 from sb3_snn.spiking import count_operations, simulate
 
 
@@ -96,6 +97,105 @@ def test_fast_equals_reference_dyadic_float32(make) -> None:
             assert th.equal(fast.final_potential[key], ref.final_potential[key]), key
         assert th.equal(fast.outputs, ref.outputs)
     assert any(f < 1.0 for f in fast.fast_fraction.values()) or all(f == 1.0 for f in fast.fast_fraction.values())
+
+
+def dead_channel_cnn() -> list[nn.Module]:
+    """Conv layers with channels that never fire (negative bias), a conv feeding a linear layer
+    directly, and a linear layer with silent inputs: every input-pruning branch of the fast path."""
+    layers = dyadic_net([nn.Conv2d(2, 6, 3, stride=2), nn.Flatten(), nn.Linear(6 * 4 * 4, 20), nn.Linear(20, 3)],
+                        scale=0.5, seed=5)
+    with th.no_grad():
+        layers[0].bias[[1, 4]] = -8.0  # channels 1 and 4 of the first layer never fire
+        layers[2].bias[:7] = -8.0  # 7 of 20 hidden features never fire
+    return layers
+
+
+def deep_dead_cnn() -> list[nn.Module]:
+    layers = dyadic_net(small_cnn(), scale=0.5, seed=9)
+    with th.no_grad():
+        layers[0].bias[0] = -8.0  # a silent first-layer channel
+        layers[1].bias[[2, 5]] = -8.0  # silent channels of a later conv layer
+    return layers
+
+
+def grouped_dead_cnn() -> list[nn.Module]:
+    """A silent first-layer channel feeding a grouped convolution (the pruned channel is put back)."""
+    layers = dyadic_net([nn.Conv2d(2, 4, 3, stride=2), nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.Flatten(),
+                         nn.Linear(6 * 4 * 4, 8), nn.Linear(8, 3)], scale=0.5, seed=13)
+    with th.no_grad():
+        layers[0].bias[0] = -8.0
+    return layers
+
+
+@pytest.fixture(params=["clamp-per-step", "cummax-and-check"])
+def solver(request, monkeypatch) -> str:
+    """Both ways of solving a layer's dynamics: the per-step clamp for every neuron (wide CPU layers)
+    and the library cummax with an exact check and the clamp for the failing neurons (narrow / GPU)."""
+    monkeypatch.setattr(simulation, "SMALL_SCAN", 0 if request.param == "clamp-per-step" else 10**9)
+    return request.param
+
+
+@pytest.mark.parametrize("make", [mlp, small_cnn, dead_channel_cnn, deep_dead_cnn, grouped_dead_cnn])
+@pytest.mark.parametrize("readout", ["robust", "rate", "robust_hidden"])
+@pytest.mark.parametrize("offset", [0.0, 1 / 128])
+def test_fast_equals_reference_every_option(make, readout: str, offset: float, solver: str) -> None:
+    """Dyadic weights, inputs and offset (every sum exact in float32): the fast path equals the
+    per-step reference for every readout, with and without the rounding offset, on both solvers, with
+    silent channels and features pruned from the time-batched products."""
+    layers = make() if make in (dead_channel_cnn, deep_dead_cnn, grouped_dead_cnn) else dyadic_net(make(), scale=0.5)
+    shape = (5, 6) if make is mlp else (5, 2, 9, 9)
+    x = dyadic(shape, 0.8, seed=7).abs()
+    for threshold in (1.0, 0.5):
+        fast = simulate_fast(layers, x, 64, threshold, readout=readout, bias_offset=offset * threshold)
+        ref = simulate_reference(layers, x, 64, threshold, readout=readout, bias_offset=offset * threshold)
+        for key in ref.spike_counts:
+            assert th.equal(fast.spike_counts[key], ref.spike_counts[key]), key
+            assert th.equal(fast.final_potential[key], ref.final_potential[key]), key
+        assert th.equal(fast.outputs, ref.outputs)
+        assert th.equal(fast.mean_current, ref.mean_current)
+    if make in (dead_channel_cnn, deep_dead_cnn, grouped_dead_cnn):
+        assert (ref.spike_counts[0][:, 1 if make is dead_channel_cnn else 0] == 0).all()  # the pruned channels
+    slow = simulate_fast(layers, x, 64, readout=readout, bias_offset=offset, fast=False)  # plain membrane loop
+    exact = simulate_reference(layers, x, 64, readout=readout, bias_offset=offset)
+    assert all(th.equal(slow.spike_counts[k], exact.spike_counts[k]) for k in exact.spike_counts)
+
+
+def test_solver_paths_agree_with_membrane_loop(monkeypatch) -> None:
+    """The per-step clamp n[t] = clamp(floor(S[t]), n[t-1], n[t-1] + 1) and cummax-and-check both give
+    the membrane loop's counts, also where currents exceed the threshold (several spikes demanded)."""
+    current = dyadic((120, 700), 0.5, seed=4)
+    current[:15, :50] = 1.75
+    loop_counts, loop_v = _if_loop(current, 1.0)
+    for small in (0, 10**9):
+        monkeypatch.setattr(simulation, "SMALL_SCAN", small)
+        counts, v_final, valid = solve_cumulative(th.cumsum(current, 0))
+        assert th.equal(counts, loop_counts[1:]) and th.equal(v_final, loop_v)
+    assert not bool(valid[:50].any()) and bool(valid[50:].any())  # cummax-and-check: where the identity holds
+
+
+def test_round_option_rounds_constant_current_counts() -> None:
+    """rounding="round": V_thr/(2T) more bias per step turns n(T) = floor(T z) into floor(T z + 1/2)."""
+    z = th.tensor([[0.0, 0.1, 0.2, 0.30078125, 0.5, 0.7421875, 0.99]])
+    layer = nn.Linear(7, 7)
+    with th.no_grad():
+        layer.weight.copy_(th.eye(7))
+        layer.bias.zero_()
+    head = nn.Linear(7, 2)
+    for steps in (16, 64):
+        plain = simulate_fast([layer, head], z, steps).spike_counts[0]
+        rounded = simulate_fast([layer, head], z, steps, bias_offset=1 / (2 * steps)).spike_counts[0]
+        assert th.equal(plain, th.floor(steps * z))
+        assert th.equal(rounded, th.floor(steps * z + 0.5))
+
+
+def test_robust_hidden_readout_is_head_on_hidden_mean_current() -> None:
+    layers = dyadic_net(mlp())
+    x = dyadic((8, 6), 1.0, seed=11)
+    ref = simulate_reference(layers, x, 32, readout="robust_hidden")
+    hidden = simulate_reference(layers[:3], x, 32, readout="robust").outputs  # layer 2's mean current
+    assert th.equal(ref.outputs, layers[3](th.relu(hidden)))
+    with pytest.raises(ValueError, match="hidden layer"):
+        simulate_fast([nn.Linear(6, 3)], x, 8, readout="robust_hidden")
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -185,6 +285,41 @@ def test_convert_dqn_plays_predicts_saves_loads(cartpole_dqn: DQN, tmp_path) -> 
     assert np.array_equal(loaded.predict(batch)[0], actions)
     assert loaded.timesteps == 30 and loaded.scales == policy.scales
     loaded.load_state_dict(policy.state_dict())  # SB3's parameter API (state_dict) round trip
+
+
+def test_round_and_robust_hidden_options_save_describe_export(cartpole_dqn: DQN, tmp_path) -> None:
+    """The options survive save/load; rounding="round" is a bias in the spiking description (the
+    reference simulation of the description gives the policy's counts; the NC64C chip model compiles
+    it); a robust_hidden description is refused by a backend that reads only spikes."""
+    from sb3_snn import backends
+    from sb3_snn.backends import UnsupportedNetworkError
+
+    obs = np.random.default_rng(3).uniform(-1, 1, size=(32, 4)).astype(np.float32)
+    policy = convert(cartpole_dqn, calibration_obs=obs, timesteps=40, rounding="round")
+    assert policy.rounding == "round" and policy.bias_offset == pytest.approx(1 / 80)
+    path = tmp_path / "round.pt"
+    policy.save(path)
+    loaded = ConvertedQPolicy.load(path, device="cpu")
+    assert loaded.rounding == "round" and np.array_equal(loaded.predict(obs)[0], policy.predict(obs)[0])
+    assert policy.with_settings(timesteps=80).bias_offset == pytest.approx(1 / 160)
+    description = policy.spiking_description()
+    assert description.metadata["rounding"] == "round"
+    assert np.allclose(description.layers[1].bias, policy.layers[1].bias.detach().numpy() + 1 / 80)
+    assert np.array_equal(description.layers[-1].bias, policy.layers[-1].bias.detach().numpy())  # output: none
+    result = simulate(description, obs)
+    sim = policy.simulate(th.as_tensor(obs), dtype=th.float64)
+    counts = policy.spike_counts_by_name(sim)
+    for name, value in result.spike_counts.items():
+        assert np.array_equal(value, counts[name]), name
+    backends.load("nc64c").compile(description, obs)  # a bias: the chip model runs it
+    hidden = policy.with_settings(readout="robust_hidden")
+    assert hidden.spiking_description().readout == {"kind": "robust_hidden"}
+    with pytest.raises(UnsupportedNetworkError, match="robust_hidden"):
+        backends.load("nc64c").compile(hidden.spiking_description(), obs)
+    with pytest.raises(NotImplementedError, match="robust_hidden"):
+        simulate(hidden.spiking_description(), obs)  # the reference simulation of a description refuses it too
+    with pytest.raises(ValueError, match="rounding"):
+        convert(cartpole_dqn, calibration_obs=obs, rounding="ceil")
 
 
 def test_converted_matches_ann_at_large_T(cartpole_dqn: DQN) -> None:

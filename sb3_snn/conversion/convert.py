@@ -69,6 +69,7 @@ def convert(
     threshold: float = 1.0,
     batch_size: int = 256,
     device: th.device | str = "cpu",
+    rounding: str = "floor",
 ) -> ConvertedQPolicy:
     """Convert a trained DQN / DDQN / QR-DQN (or a discrete actor) to an integrate-and-fire policy.
 
@@ -78,13 +79,18 @@ def convert(
         (``[n, *obs_shape]``, channel-last images allowed)
     :param percentile: ``p`` of the per-layer global percentile normalisation (99.9 - 99.99 is best)
     :param timesteps: simulation steps per action ``T``
-    :param readout: ``"robust"`` (rate + leftover potential) or ``"rate"``
+    :param readout: ``"robust"`` (rate + leftover potential, the paper's), ``"rate"`` or ``"robust_hidden"``
+        (not the paper's: also passes the last hidden layer's leftover potential on, see
+        :class:`ConvertedQPolicy`)
     :param n_calibration: number of frames collected when ``calibration_obs`` is not given
     :param epsilon: exploration while collecting calibration frames
     :param seed: seed of the calibration run
     :param threshold: ``V_thr`` of every neuron
     :param batch_size: calibration frames per forward pass
     :param device: device of the returned policy
+    :param rounding: ``"floor"`` (the paper's neurons) or ``"round"`` (hidden neurons get ``V_thr / (2T)``
+        of extra bias per step, so their spike counts round instead of flooring; see
+        :class:`ConvertedQPolicy`)
     """
     source = extract_network(model)
     if calibration_obs is None:
@@ -118,6 +124,7 @@ def convert(
         timesteps=timesteps,
         readout=readout,
         threshold=threshold,
+        rounding=rounding,
         scales=scales,
         normalize_images=source.normalize_images,
         metadata={

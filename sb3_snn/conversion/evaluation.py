@@ -38,6 +38,7 @@ class ConversionResult:
     :param firing_rates: per layer, spikes per neuron per step (mean over steps)
     :param seconds_per_action: wall time of one SNN simulation (batch of one env step)
     :param truncated_episodes: episodes stopped at ``max_episode_steps``
+    :param rounding: the policy's ``rounding`` (``"floor"``: the paper's neurons)
     """
 
     timesteps: int
@@ -53,6 +54,7 @@ class ConversionResult:
     firing_rates: dict[str, float] = field(default_factory=dict)
     seconds_per_action: float = 0.0
     truncated_episodes: int = 0
+    rounding: str = "floor"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -170,7 +172,7 @@ def evaluate_conversion(
         conversion_rate=run["matches"] / steps, n_steps=run["n_steps"],
         synops_per_action=run["synops"] / steps, input_macs_per_action=run["input_macs"] / steps,
         ann_macs=run["ann_macs"], firing_rates=run["rates"], seconds_per_action=run["seconds"] / steps,
-        truncated_episodes=run["truncated"],
+        truncated_episodes=run["truncated"], rounding=policy.rounding,
     )
 
 
@@ -202,9 +204,10 @@ def sweep(
     timesteps: list[int] | tuple[int, ...] = (100, 500),
     readouts: list[str] | tuple[str, ...] = ("robust", "rate"),
     include_source: bool = True,
+    roundings: list[str] | tuple[str, ...] | None = None,
     **kwargs: Any,
 ) -> list[ConversionResult]:
-    """Evaluate every (T, readout) combination (and the source model itself first).
+    """Evaluate every (T, rounding, readout) combination (and the source model itself first).
 
     :param policy: converted policy (its weights are reused for every setting)
     :param source: the source model
@@ -212,26 +215,31 @@ def sweep(
     :param timesteps: ``T`` values
     :param readouts: readouts
     :param include_source: add the source model's own row (``readout="ann"``)
+    :param roundings: ``rounding`` values (default: the policy's own)
     :param kwargs: passed to :func:`evaluate_conversion` (``n_episodes``, ``epsilon``, ``seed``, ...)
     """
     results = []
     if include_source:
         results.append(evaluate_source(source, env, **kwargs))
     for steps in timesteps:
-        for readout in readouts:
-            results.append(evaluate_conversion(policy.with_settings(steps, readout), source, env, **kwargs))
+        for rounding in roundings or (policy.rounding,):
+            for readout in readouts:
+                setting = policy.with_settings(steps, readout, rounding)
+                results.append(evaluate_conversion(setting, source, env, **kwargs))
     return results
 
 
 def format_table(results: list[ConversionResult]) -> str:
     """A plain-text table of sweep results."""
-    header = f"{'T':>5} {'readout':>7} {'score':>16} {'conv. rate':>10} {'SynOps/action':>14} {'s/action':>9} {'steps':>7}"
+    header = (f"{'T':>5} {'readout':>13} {'rounding':>8} {'score':>16} {'conv. rate':>10} {'SynOps/action':>14} "
+              f"{'s/action':>9} {'steps':>7}")
     lines = [header, "-" * len(header)]
     for r in results:
         t = "-" if r.readout == "ann" else str(r.timesteps)
         synops = "-" if r.readout == "ann" else f"{r.synops_per_action:.3g}"
+        rounding = "-" if r.readout == "ann" else r.rounding
         lines.append(
-            f"{t:>5} {r.readout:>7} {r.mean_score:>8.2f} ± {r.std_score:<5.2f} {100 * r.conversion_rate:>9.2f}% "
-            f"{synops:>14} {r.seconds_per_action:>9.4f} {r.n_steps:>7}"
+            f"{t:>5} {r.readout:>13} {rounding:>8} {r.mean_score:>8.2f} ± {r.std_score:<5.2f} "
+            f"{100 * r.conversion_rate:>9.2f}% {synops:>14} {r.seconds_per_action:>9.4f} {r.n_steps:>7}"
         )
     return "\n".join(lines)

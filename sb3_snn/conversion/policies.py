@@ -22,6 +22,8 @@ from torch import nn
 from sb3_snn.conversion.simulation import READOUTS, IFSimulation, is_synaptic, simulate_fast
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 
+#: How hidden neurons turn their integrated current into a spike count (see ``ConvertedQPolicy``).
+ROUNDINGS = ("floor", "round")
 FILE_FORMAT = "sb3-snn/converted-q-policy"
 FILE_VERSION = 1
 
@@ -85,8 +87,15 @@ class ConvertedQPolicy(BasePolicy):
     :param layer_specs: :func:`layer_spec` of every layer, in order
     :param layer_names: qualified names of the layers in the source model
     :param timesteps: simulation steps per action ``T``
-    :param readout: ``"robust"`` (rate + V(T)/(T V_thr)) or ``"rate"`` (spike counts / T)
+    :param readout: ``"robust"`` (rate + V(T)/(T V_thr), the paper's), ``"rate"`` (spike counts / T) or
+        ``"robust_hidden"`` (not the paper's: the output layer applied to ReLU of the last hidden layer's
+        robust readout, i.e. that layer's leftover potential passed on as a fractional spike -- the last
+        hidden layer is analog at readout time; backends that only read spikes refuse it)
     :param threshold: ``V_thr`` of every neuron
+    :param rounding: ``"floor"`` (the paper's neurons) or ``"round"``: every hidden neuron gets an extra
+        ``V_thr / (2T)`` of bias per step, ``V_thr / 2`` over the ``T`` steps (the charge of an initial
+        membrane potential of ``V_thr / 2``), so that spike counts round instead of flooring; it is a
+        bias, so the spiking description and every backend carry it
     :param scales: the normalisation factors ``lambda_l`` used (provenance)
     :param normalize_images: divide image observations by 255 (as the source did)
     :param max_chunk_elements: batch observations so that ``T * batch * neurons`` stays below this
@@ -106,10 +115,13 @@ class ConvertedQPolicy(BasePolicy):
         normalize_images: bool = True,
         max_chunk_elements: int = 1 << 24,
         metadata: dict[str, Any] | None = None,
+        rounding: str = "floor",
     ) -> None:
         super().__init__(observation_space, action_space, normalize_images=normalize_images)
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
         if timesteps < 1:
             raise ValueError("timesteps must be >= 1")
         self.layer_specs = [dict(spec) for spec in layer_specs]
@@ -117,6 +129,7 @@ class ConvertedQPolicy(BasePolicy):
         self.timesteps = int(timesteps)
         self.readout = readout
         self.threshold = float(threshold)
+        self.rounding = rounding
         self.scales = list(scales) if scales is not None else []
         self.max_chunk_elements = int(max_chunk_elements)
         self.metadata = dict(metadata or {})
@@ -128,7 +141,7 @@ class ConvertedQPolicy(BasePolicy):
         data.update(
             layer_specs=self.layer_specs, layer_names=self.layer_names, timesteps=self.timesteps,
             readout=self.readout, threshold=self.threshold, scales=self.scales,
-            max_chunk_elements=self.max_chunk_elements, metadata=self.metadata,
+            max_chunk_elements=self.max_chunk_elements, metadata=self.metadata, rounding=self.rounding,
         )
         return data
 
@@ -150,20 +163,32 @@ class ConvertedQPolicy(BasePolicy):
             return (int(self.observation_space.n),)
         return tuple(get_obs_shape(self.observation_space))  # type: ignore[arg-type]
 
-    def with_settings(self, timesteps: int | None = None, readout: str | None = None) -> ConvertedQPolicy:
-        """A copy that simulates ``timesteps`` steps with ``readout`` (same weights).
+    def with_settings(
+        self, timesteps: int | None = None, readout: str | None = None, rounding: str | None = None
+    ) -> ConvertedQPolicy:
+        """A copy that simulates ``timesteps`` steps with ``readout`` and ``rounding`` (same weights).
 
         :param timesteps: new ``T`` (unchanged if ``None``)
         :param readout: new readout (unchanged if ``None``)
+        :param rounding: new rounding (unchanged if ``None``)
         """
         clone = copy.deepcopy(self)
         if readout is not None:
             if readout not in READOUTS:
                 raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
             clone.readout = readout
+        if rounding is not None:
+            if rounding not in ROUNDINGS:
+                raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
+            clone.rounding = rounding
         if timesteps is not None:
             clone.timesteps = int(timesteps)
         return clone
+
+    @property
+    def bias_offset(self) -> float:
+        """Extra current per step of every hidden neuron: ``V_thr / (2T)`` with ``rounding="round"``, else 0."""
+        return self.threshold / (2 * self.timesteps) if self.rounding == "round" else 0.0
 
     def preprocess(self, obs: th.Tensor) -> th.Tensor:
         """Raw observation tensor -> the analog input current source of the first layer."""
@@ -183,7 +208,8 @@ class ConvertedQPolicy(BasePolicy):
         neurons = max(int(np.prod(out)) for _, out in self._shapes)
         chunk = max(1, self.max_chunk_elements // (self.timesteps * neurons))
         parts = [
-            simulate_fast(layers, x[i : i + chunk], self.timesteps, self.threshold, self.readout)
+            simulate_fast(layers, x[i : i + chunk], self.timesteps, self.threshold, self.readout,
+                          bias_offset=self.bias_offset)
             for i in range(0, x.shape[0], chunk)
         ]
         if len(parts) == 1:
@@ -208,20 +234,30 @@ class ConvertedQPolicy(BasePolicy):
         return self.simulate(observation).outputs.argmax(dim=1)  # greedy: a = argmax_a f_L(a)
 
     def spiking_description(self) -> SpikingDescription:
-        """The network as a :class:`SpikingDescription` (IF, decay 1, subtract, analog input)."""
+        """The network as a :class:`SpikingDescription` (IF, decay 1, subtract, analog input).
+
+        With ``rounding="round"`` the hidden layers' biases include :attr:`bias_offset` (for this ``T``).
+        """
         neuron = NeuronPopulation(model="IF", threshold=self.threshold, decay=1.0, reset="subtract")
         layers = []
-        for layer, spec, name, (in_shape, out_shape) in zip(self.layers, self.layer_specs, self.layer_names, self._shapes):
+        last = max(i for i, layer in enumerate(self.layers) if is_synaptic(layer))
+        for index, (layer, spec, name, (in_shape, out_shape)) in enumerate(
+            zip(self.layers, self.layer_specs, self.layer_names, self._shapes)
+        ):
             weight = bias = None
             if is_synaptic(layer):
                 weight = layer.weight.detach().cpu().numpy().copy()
                 bias = None if layer.bias is None else layer.bias.detach().cpu().numpy().copy()
+                if self.bias_offset and index != last:
+                    offset = np.float32(self.bias_offset) if weight.dtype == np.float32 else self.bias_offset
+                    bias = (np.zeros(out_shape[0], weight.dtype) if bias is None else bias) + offset
             layers.append(Layer(
                 name=name, kind=spec["kind"], input_shape=in_shape, output_shape=out_shape, weight=weight, bias=bias,
                 stride=tuple(spec.get("stride", (1, 1))), padding=tuple(spec.get("padding", (0, 0))),
                 neuron=copy.deepcopy(neuron) if is_synaptic(layer) else None,
             ))
-        metadata = {"method": "conversion", "scales": self.scales, **self.metadata,
+        metadata = {"method": "conversion", "scales": self.scales, "rounding": self.rounding,
+                    "bias_offset": self.bias_offset, **self.metadata,
                     "preprocessing": "SB3 preprocess_obs" + (" (images / 255)" if self.normalize_images else "")}
         return SpikingDescription(
             layers=layers, input_shape=self.input_shape(), encoding={"kind": "analog"}, timesteps=self.timesteps,
@@ -268,5 +304,5 @@ class ConvertedQPolicy(BasePolicy):
 
 _CONSTRUCTOR_ARGS = {
     "observation_space", "action_space", "layer_specs", "layer_names", "timesteps", "readout", "threshold",
-    "scales", "normalize_images", "max_chunk_elements", "metadata",
+    "scales", "normalize_images", "max_chunk_elements", "metadata", "rounding",
 }

@@ -9,23 +9,49 @@ Neuron semantics (those of :mod:`sb3_snn.spiking.description` with ``decay = 1``
     v[t] = v[t] - V_thr * s[t]            (reset by subtraction)
 
 The network is feed-forward, so a layer's whole spike train depends only on the previous layer's
-whole spike train. The fast path therefore runs **layer by layer with time batched**: one
-convolution / matmul over ``[T * batch, ...]`` gives every step's input current, and the neuron
-dynamics over time are solved without a Python loop where the maths allows it:
+whole spike train. The fast path therefore runs **layer by layer with time batched**, and works on
+**cumulative spike counts** ``N[t] = sum_{tau <= t} s[tau]`` rather than on spikes: a synaptic layer
+is linear, so the cumulative input current of the next layer is
+
+    S[t] = sum_{tau <= t} I[tau] = W · N_in[t] + t b
+
+-- one convolution / matmul over ``[T * batch, ...]`` gives ``S`` for every step directly (no
+per-step currents, no cumulative sum over time). The neuron dynamics over time are then solved
+without a per-step network pass:
 
 * **First layer** (constant analog input, current ``z`` every step): the spike count after ``t``
   steps is ``n[t] = clip(floor(t z / V_thr), 0, t)`` for *any* ``z`` (``z <= 0``: never fires;
   ``z >= V_thr``: fires every step; in between the count is the floor). No scan at all.
-* **Later layers**: with ``S[t] = sum_{tau <= t} I[tau]``, if the membrane before the reset never
-  reaches ``2 V_thr`` (guaranteed when ``I[t] <= V_thr`` every step), one spike per step always
-  suffices and ``n[t] = max(0, max_{tau <= t} floor(S[tau] / V_thr))`` -- a cumulative sum and a
-  cumulative max. The condition is checked per neuron *on the result* (``S[t] - V_thr n[t-1] <
-  2 V_thr`` for all ``t``, which is exact: see :func:`if_dynamics`); neurons that fail it (strong
-  positive currents, e.g. several coincident input spikes) are recomputed with the fused per-step
-  loop. Negative currents are fine (no lower bound on ``v``).
+* **Later layers**: with ``f[t] = floor(S[t] / V_thr)``, a neuron fires at step ``t`` iff
+  ``S[t] - V_thr n[t-1] >= V_thr``, i.e. iff ``f[t] >= n[t-1] + 1``; so, exactly,
+  ``n[t] = clamp(f[t], n[t-1], n[t-1] + 1)`` (at most one spike per step; negative currents are fine,
+  there is no lower bound on ``v``). Wide layers on a CPU evaluate that for all neurons at once, one
+  in-place ``clamp`` per step. Narrow layers and GPUs use the library ``cummax``: when the upper bound
+  never binds (the membrane before reset stays below ``2 V_thr``, e.g. ``I[t] <= V_thr`` every step),
+  ``n[t] = max(0, max_{tau <= t} f[tau])``; this is checked per neuron *on the result* (exactly:
+  ``n[t] - n[t-1] <= 1`` for all ``t``, see :func:`solve_cumulative`) and the neurons that fail (several
+  coincident input spikes) go through the clamp recurrence.
+
+Work that cannot change a spike is skipped, exactly: input channels (convolution) or input features
+(linear) that never spike during the ``T`` steps contribute nothing to ``W · N_in``, so they are
+dropped from the time-batched product (a trained ReLU network has many: in the Pong actor 14 of 32,
+24 of 64 and 14 of 64 channels and about half the features fed to the linear layer stay silent).
+Convolutions run on ``channels_last`` tensors (oneDNN's native layout on CPUs).
 
 The robust readout ``f = n(T)/T + V(T)/(T V_thr)`` of the last layer equals ``S(T)/(T V_thr)``, the
 time-averaged input current (reset by subtraction removes exactly ``V_thr`` per spike).
+
+Options beyond the paper's method (both exact in the fast path and the reference):
+
+* ``bias_offset``: an extra current added every step to every *hidden* neuron (not the output
+  layer). ``ConvertedQPolicy(rounding="round")`` uses ``V_thr / (2T)``: ``V_thr / 2`` in all over
+  the ``T`` steps -- the charge of an initial membrane potential of ``V_thr / 2``, delivered as a
+  bias, so that the final spike counts round instead of flooring (exactly for a constant current:
+  ``n(T) = floor(T z / V_thr + 1/2)``). Being a bias, every backend can run it.
+* ``readout="robust_hidden"``: the output layer applied to ``ReLU`` of the last *hidden* layer's
+  robust readout (its time-averaged input current, offset removed) -- i.e. the last hidden layer's
+  leftover potential is passed on as a fractional spike. This makes the last hidden layer an analog
+  (ReLU-of-mean-current) layer at readout time; a chip has to read that layer's membranes.
 
 Float rounding: the fast path sums currents in a different order from the per-step loop, so in
 float32 a membrane that lands within rounding error of the threshold can fire one step apart. With
@@ -39,12 +65,15 @@ from dataclasses import dataclass, field
 
 import torch as th
 from torch import nn
+from torch.nn import functional as F
 
 #: Readouts of the last layer.
-READOUTS = ("robust", "rate")
-#: Up to this many neurons (x batch) per layer the library ``cumsum``/``cummax`` are used on CPU;
-#: above it, in-place loops over time (each step one vectorised op) are faster.
+READOUTS = ("robust", "rate", "robust_hidden")
+#: Up to this many neurons (x batch) per layer the library ``cummax`` (+ check) is used on CPU; above it,
+#: the per-step clamp over the whole layer (one vectorised op pair per step) is faster.
 SMALL_SCAN = 512
+#: Drop silent inputs of a layer from the time-batched product when at most this share is active.
+PRUNE_BELOW = 0.95
 
 
 @dataclass
@@ -87,58 +116,79 @@ def first_layer_counts(z: th.Tensor, steps: int, threshold: float = 1.0) -> th.T
     return counts.reshape(steps + 1, *z.shape)
 
 
+def solve_cumulative(
+    cumulative: th.Tensor, threshold: float = 1.0, fast: bool = True, in_place: bool = False
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """IF neurons (reset by subtraction, ``v[0] = 0``) from their cumulative input current.
+
+    With ``f[t] = floor(S[t] / V_thr)`` a neuron fires at step ``t`` iff ``S[t] - V_thr n[t-1] >= V_thr``,
+    i.e. iff ``f[t] >= n[t-1] + 1``; so, exactly, ``n[t] = clamp(f[t], n[t-1], n[t-1] + 1)`` (at most
+    one spike per step, never a negative count). Two ways to evaluate it:
+
+    * wide layers on a CPU: that recurrence for every neuron, one in-place ``clamp`` per step over the
+      whole layer (cheaper than anything that needs a check and a fallback);
+    * narrow layers and GPUs: the library ``cummax`` -- when the clamp's upper bound never binds,
+      ``n[t] = max(0, max_{tau <= t} f[tau])`` -- then an exact check on the result (the bound binds
+      somewhere iff ``n[t] - n[t-1] > 1`` for some ``t``), and the recurrence for the neurons that fail.
+
+    :param cumulative: ``S[t] = sum_{tau <= t} I[tau]`` for ``t = 1..T``, shape ``[T, neurons]``
+    :param threshold: ``V_thr``
+    :param fast: ``False``: the plain per-step membrane loop for every neuron (for timing and tests)
+    :param in_place: the counts may overwrite ``cumulative`` (saves a large allocation)
+    :return: cumulative counts ``n[t]`` for ``t = 1..T`` ``[T, neurons]``, final membrane ``[neurons]``
+        and a bool mask ``[neurons]`` of the neurons solved by the cumulative-max identity alone
+    """
+    steps = cumulative.shape[0]
+    last_total = cumulative[-1].clone()  # S(T)
+    valid = th.zeros(cumulative.shape[1], dtype=th.bool, device=cumulative.device)
+    if not fast:
+        current = th.diff(cumulative, dim=0, prepend=th.zeros_like(cumulative[:1]))  # I[t] = S[t] - S[t-1]
+        counts = _if_loop(current, threshold)[0][1:]
+    elif cumulative.shape[1] > SMALL_SCAN and cumulative.device.type == "cpu":
+        counts = cumulative if in_place else cumulative.clone()
+        if threshold != 1.0:
+            counts.div_(threshold)
+        _capped_counts(counts.floor_())
+    else:
+        scaled = cumulative if threshold == 1.0 else cumulative / threshold
+        counts = th.cummax(th.floor(scaled).clamp_min_(0), dim=0).values  # n[t] = max(0, max f[tau])
+        jump = th.sub(counts[1:], counts[:-1]).amax(dim=0) if steps > 1 else th.zeros_like(counts[0])
+        valid = th.maximum(jump, counts[0]) <= 1  # the upper bound never binds: the identity is exact
+        if not bool(valid.all()):
+            bad = (~valid).nonzero().squeeze(1)
+            part = th.floor(scaled.index_select(1, bad))
+            counts.index_copy_(1, bad, _capped_counts(part))
+    v_final = last_total.sub_(counts[-1], alpha=threshold)  # V(T) = S(T) - V_thr n(T)
+    return counts, v_final, valid
+
+
+def _capped_counts(floors: th.Tensor) -> th.Tensor:
+    """In place: ``f[t] -> n[t] = clamp(f[t], n[t-1], n[t-1] + 1)`` over ``[T, neurons]`` (``n[0] = 0``)."""
+    rows = floors.unbind(0)
+    rows[0].clamp_(0, 1)
+    upper = th.empty_like(rows[0])
+    for t in range(1, len(rows)):
+        th.add(rows[t - 1], 1, out=upper)
+        th.clamp(rows[t], rows[t - 1], upper, out=rows[t])  # at most one spike per step, never fewer than 0
+    return floors
+
+
 def if_dynamics(
     current: th.Tensor, threshold: float = 1.0, fast: bool = True
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
     """Solve IF neurons (reset by subtraction, ``v[0] = 0``) for a whole current train.
 
-    On a CPU the scans run as in-place loops over time, vectorised over neurons (much faster than
-    ``th.cumsum``/``th.cummax`` along the leading dimension) unless the layer is narrow.
-
     :param current: input current ``I[t]`` for ``t = 1..T``, shape ``[T, ...]``
     :param threshold: ``V_thr``
-    :param fast: use the cumulative-sum / cumulative-max identity where it holds (else loop all)
+    :param fast: use the cumulative-max identity where it holds (else loop all)
     :return: cumulative counts ``[T + 1, ...]`` (``n[0] = 0``), spikes ``[T, ...]``, final membrane
         ``[...]``, and a bool mask ``[...]`` of the neurons solved by the identity
     """
     steps, shape = current.shape[0], current.shape[1:]
     flat = current.detach().reshape(steps, -1)
-    if not fast:
-        counts, v_final = _if_loop(flat, threshold)
-        valid = th.zeros(flat.shape[1], dtype=th.bool, device=current.device)
-        spikes = th.diff(counts, dim=0)
-        return (counts.reshape(steps + 1, *shape), spikes.reshape(steps, *shape), v_final.reshape(shape),
-                valid.reshape(shape))
-    small = flat.shape[1] <= SMALL_SCAN or flat.device.type != "cpu"  # library scans win when narrow / on GPU
-    if small:
-        cumulative = th.cumsum(flat, dim=0)  # S[t] = sum_{tau<=t} I[tau]
-    else:
-        cumulative = flat.clone()
-        rows = cumulative.unbind(0)
-        for t in range(1, steps):
-            rows[t].add_(rows[t - 1])  # S[t] = S[t-1] + I[t]
-    counts = th.empty((steps + 1, flat.shape[1]), dtype=flat.dtype, device=flat.device)
-    counts[0] = 0
-    scaled = cumulative if threshold == 1.0 else cumulative / threshold
-    th.floor(scaled, out=counts[1:]).clamp_min_(0)  # floor(S[t] / V_thr), at least 0
-    if small:
-        counts = th.cummax(counts, dim=0).values  # n[t] = max(0, max_{tau<=t} floor(S[tau]/V_thr))
-    else:
-        rows = counts.unbind(0)
-        for t in range(1, steps + 1):
-            th.maximum(rows[t], rows[t - 1], out=rows[t])  # n[t] = max(n[t-1], floor(S[t]/V_thr))
-    spikes = th.diff(counts, dim=0)  # s[t] = n[t] - n[t-1]
-    # Exact validity check on the result: the identity is the true trajectory iff the membrane
-    # before reset, v_pre[t] = S[t] - V_thr n[t-1], stays below 2 V_thr, i.e. iff the identity never
-    # asks for two spikes in one step (n[t] - n[t-1] <= 1).
-    valid = spikes.amax(dim=0) <= 1
-    v_final = cumulative[-1] - threshold * counts[-1]  # V(T) = S(T) - V_thr n(T)
-    if not bool(valid.all()):
-        bad = ~valid
-        loop_counts, loop_v = _if_loop(flat[:, bad], threshold)
-        counts[:, bad] = loop_counts
-        spikes[:, bad] = th.diff(loop_counts, dim=0)
-        v_final[bad] = loop_v
+    counts, v_final, valid = solve_cumulative(th.cumsum(flat, dim=0), threshold, fast)
+    counts = th.cat([th.zeros_like(counts[:1]), counts])
+    spikes = th.diff(counts, dim=0)
     return (counts.reshape(steps + 1, *shape), spikes.reshape(steps, *shape), v_final.reshape(shape),
             valid.reshape(shape))
 
@@ -159,76 +209,275 @@ def _if_loop(current: th.Tensor, threshold: float) -> tuple[th.Tensor, th.Tensor
     return th.cumsum(spikes, dim=0), v  # n[t] = sum_{tau<=t} s[tau]
 
 
-def _apply_time_batched(layer: nn.Module, x: th.Tensor) -> th.Tensor:
-    """Apply ``layer`` to ``[T, batch, ...]`` as one call over ``[T * batch, ...]``."""
-    steps, batch = x.shape[:2]
-    out = layer(x.reshape(steps * batch, *x.shape[2:]))
-    return out.reshape(steps, batch, *out.shape[1:])
+def _apply(layer: nn.Module, x: th.Tensor, offset: float = 0.0) -> th.Tensor:
+    """``layer(x)`` with ``offset`` added to its bias (``W x + (b + offset)``, as a description carries it)."""
+    if not offset:
+        return layer(x)
+    bias = layer.bias + offset if layer.bias is not None else th.full(
+        (_out_channels(layer),), offset, dtype=layer.weight.dtype, device=layer.weight.device)
+    if isinstance(layer, nn.Linear):
+        return F.linear(x, layer.weight, bias)
+    return F.conv2d(x, layer.weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
 
 
 def _readout(readout: str, counts: th.Tensor, v_final: th.Tensor, steps: int, threshold: float) -> th.Tensor:
     if readout == "rate":
         return counts / steps  # r = n(T) / T
-    if readout == "robust":
+    if readout in ("robust", "robust_hidden"):
         return counts / steps + v_final / (steps * threshold)  # f = r + V(T) / (T V_thr)
     raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
 
 
+def _check(layers: list[nn.Module], readout: str) -> tuple[int, int | None]:
+    """Index of the last synaptic layer and of the one before it (``None`` if there is none)."""
+    if readout not in READOUTS:
+        raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+    synaptic = [i for i, layer in enumerate(layers) if is_synaptic(layer)]
+    if not synaptic:
+        raise ValueError("the network has no Linear/Conv2d layer")
+    hidden = synaptic[-2] if len(synaptic) > 1 else None
+    if readout == "robust_hidden" and hidden is None:
+        raise ValueError("readout 'robust_hidden' needs a hidden layer before the output layer")
+    return synaptic[-1], hidden
+
+
+def _hidden_readout(
+    layers: list[nn.Module], hidden: int, last: int, mean_rate: th.Tensor, threshold: float
+) -> th.Tensor:
+    """``robust_hidden``: the output layer on ``ReLU`` of the last hidden layer's robust readout.
+
+    :param mean_rate: the last hidden layer's time-averaged input current / ``V_thr`` (offset removed)
+    """
+    h = th.relu(mean_rate)
+    for layer in layers[hidden + 1 : last]:  # Flatten between them
+        h = layer(h)
+    return layers[last](h) / threshold  # the currents are in units of V_thr
+
+
+@dataclass
+class _Train:
+    """A layer's cumulative spike counts over time, as the next layer consumes them.
+
+    :param counts: ``n[t]`` for ``t = 1..T``, ``[T * batch, *shape]`` (possibly ``channels_last``),
+        restricted to ``channels`` when given
+    :param final: ``n(T)`` ``[batch, *shape]`` (all channels)
+    :param channels: indices of the channels (dim 1) present in ``counts``; ``None``: all
+    """
+
+    counts: th.Tensor
+    final: th.Tensor
+    channels: th.Tensor | None = None
+
+
+def _time_column(steps: int, batch: int, like: th.Tensor) -> th.Tensor:
+    """``t`` for every row of a ``[T * batch, ...]`` tensor, as a column ``[T * batch, 1]``."""
+    t = th.arange(1, steps + 1, dtype=like.dtype, device=like.device)
+    return t.repeat_interleave(batch).unsqueeze(1)
+
+
+def _cumulative_current(
+    layer: nn.Module, train: _Train, steps: int, batch: int, bias: th.Tensor | None
+) -> th.Tensor:
+    """``S[t] = W · N_in[t] + t b`` for every step, ``[T * batch, *out_shape]``; silent inputs dropped.
+
+    Convolution outputs are ``channels_last``; ``bias`` is the per-step bias (offset included).
+    """
+    counts = train.counts
+    if isinstance(layer, nn.Conv2d):
+        weight = layer.weight
+        channels = train.channels
+        if channels is not None and layer.groups != 1:  # grouped convolution: put the silent channels back
+            full = counts.new_zeros((counts.shape[0], train.final.shape[1], *counts.shape[2:]))
+            counts = full.contiguous(memory_format=th.channels_last).index_copy_(1, channels, counts)
+            channels = None
+        if channels is None and layer.groups == 1:
+            active = (train.final.amax(dim=(0, 2, 3)) > 0).nonzero().squeeze(1)
+            if active.numel() <= PRUNE_BELOW * counts.shape[1]:  # drop channels that never fire
+                channels = active
+                rows, c, h, w = counts.shape
+                memory = counts.permute(0, 2, 3, 1).reshape(-1, c)  # (a 2-D index_select is much faster)
+                counts = memory.index_select(1, active).reshape(rows, h, w, -1).permute(0, 3, 1, 2)  # channels_last
+        if channels is not None:
+            weight = weight.index_select(1, channels)
+        if weight.shape[1] == 0:  # every input silent: only the bias
+            out_shape = _conv_out_shape(layer, tuple(counts.shape[2:]))
+            cumulative = counts.new_zeros((counts.shape[0], layer.out_channels, *out_shape))
+            cumulative = cumulative.contiguous(memory_format=th.channels_last)
+        else:
+            cumulative = F.conv2d(counts.contiguous(memory_format=th.channels_last),
+                                  weight.contiguous(memory_format=th.channels_last), None,
+                                  layer.stride, layer.padding, layer.dilation, layer.groups)
+        if bias is not None:  # + t b (in place: keeps channels_last)
+            cumulative.add_(_time_column(steps, batch, cumulative).reshape(-1, 1, 1, 1) * bias.reshape(1, -1, 1, 1))
+        return cumulative
+    # Linear: flatten the input in its logical (C, H, W) order, but gather from memory order
+    final = train.final
+    if counts.dim() == 4:
+        rows, c, h, w = counts.shape
+        memory = counts.permute(0, 2, 3, 1).reshape(rows, h * w * c)  # a view for channels_last counts
+        channels = th.arange(c, device=counts.device) if train.channels is None else train.channels
+        if train.channels is not None:
+            final = final.index_select(1, train.channels)
+        # input feature (C, H, W)-index of every column of ``memory`` (memory order H, W, C)
+        logical = (channels.reshape(1, 1, -1) * (h * w) + th.arange(h, device=counts.device).reshape(-1, 1, 1) * w
+                   + th.arange(w, device=counts.device).reshape(1, -1, 1)).reshape(-1)
+        final = final.permute(0, 2, 3, 1).reshape(final.shape[0], -1)
+    else:
+        memory = counts.reshape(counts.shape[0], -1)
+        logical = None
+        final = final.reshape(final.shape[0], -1)
+    weight = layer.weight
+    active = (final.amax(dim=0) > 0).nonzero().squeeze(1)
+    if active.numel() <= PRUNE_BELOW * memory.shape[1] and layer.out_features >= 16:  # drop silent features
+        memory = memory.index_select(1, active)
+        weight = weight.index_select(1, active if logical is None else logical[active])
+    elif logical is not None:
+        weight = weight.index_select(1, logical)
+    if memory.shape[1]:
+        cumulative = memory @ weight.t()
+    else:
+        cumulative = memory.new_zeros((memory.shape[0], layer.out_features))
+    if bias is not None:
+        cumulative.addcmul_(_time_column(steps, batch, cumulative), bias.reshape(1, -1))  # + t b
+    return cumulative
+
+
+def _conv_out_shape(layer: nn.Conv2d, size: tuple[int, ...]) -> tuple[int, int]:
+    return tuple(  # type: ignore[return-value]
+        (size[d] + 2 * layer.padding[d] - layer.dilation[d] * (layer.kernel_size[d] - 1) - 1) // layer.stride[d] + 1
+        for d in range(2)
+    )
+
+
+def _neurons_view(cumulative: th.Tensor, steps: int) -> tuple[th.Tensor, tuple[int, ...] | None]:
+    """``[T * batch, ...]`` -> ``[T, neurons]`` in memory order (channel-last for 4-D tensors).
+
+    :return: the view (a copy only if the tensor is not ``channels_last``) and, for 4-D tensors, the
+        channel-last shape ``(batch, H, W, C)`` per step
+    """
+    if cumulative.dim() == 4:
+        rows, c, h, w = cumulative.shape
+        last = cumulative.permute(0, 2, 3, 1)  # memory order when channels_last
+        return last.reshape(steps, -1), (rows // steps, h, w, c)
+    return cumulative.reshape(steps, -1), None
+
+
+def _from_neurons(
+    flat: th.Tensor, steps: int, batch: int, shape: tuple[int, ...], cl: tuple[int, ...] | None
+) -> th.Tensor:
+    """Inverse of :func:`_neurons_view` for ``[T, neurons]`` (or ``[neurons]`` with ``steps = 1``)."""
+    if cl is not None:
+        return flat.reshape(steps * batch, *cl[1:]).permute(0, 3, 1, 2)  # channels_last strides
+    return flat.reshape(steps * batch, *shape)
+
+
 def simulate_fast(
-    layers: list[nn.Module], x: th.Tensor, steps: int, threshold: float = 1.0, readout: str = "robust", fast: bool = True
+    layers: list[nn.Module],
+    x: th.Tensor,
+    steps: int,
+    threshold: float = 1.0,
+    readout: str = "robust",
+    fast: bool = True,
+    bias_offset: float = 0.0,
 ) -> IFSimulation:
-    """Fast simulation: layer by layer, time batched, scans replaced by closed forms where exact.
+    """Fast simulation: layer by layer, time batched on cumulative counts, the dynamics solved with
+    closed forms / one vectorised op per step, silent inputs dropped.
 
     :param layers: ``Linear``/``Conv2d`` (each followed by IF neurons) and ``Flatten`` modules
     :param x: analog input ``[batch, ...]`` (constant for all steps)
     :param steps: ``T``
     :param threshold: ``V_thr`` of every neuron
-    :param readout: ``"robust"`` or ``"rate"``
-    :param fast: ``False`` solves every layer after the first with the per-step loop (for timing)
+    :param readout: ``"robust"``, ``"rate"`` or ``"robust_hidden"``
+    :param fast: ``False`` solves every layer after the first with the plain per-step membrane loop
+    :param bias_offset: extra current per step for every hidden (not output) neuron
     """
+    last, hidden = _check(layers, readout)
     counts: dict[int, th.Tensor] = {}
     potentials: dict[int, th.Tensor] = {}
     fast_fraction: dict[int, float] = {}
-    spikes: th.Tensor | None = None  # spike train of the previous layer, [T, batch, ...]
+    train: _Train | None = None
+    batch = x.shape[0]
     cumulative_last: th.Tensor | None = None
-    last = max(i for i, layer in enumerate(layers) if is_synaptic(layer))
+    hidden_rate: th.Tensor | None = None
     with th.no_grad():
         for index, layer in enumerate(layers):
             if not is_synaptic(layer):
-                if spikes is None:
+                if train is None:
                     x = layer(x)
-                else:
-                    spikes = _apply_time_batched(layer, spikes)
-                continue
-            if spikes is None:  # first synaptic layer: constant analog input
-                z = layer(x)
-                n = first_layer_counts(z, steps, threshold)
-                new_spikes = None
-                v_final = steps * z - threshold * n[-1]  # V(T) = T z - V_thr n(T)
+                continue  # Flatten between spiking layers: the next Linear flattens its input
+            offset = bias_offset if index != last else 0.0
+            if train is None:  # first synaptic layer: constant analog input
+                z = _apply(layer, x, offset)
+                final = th.floor((z / threshold) * steps).clamp_(0, steps)  # n(T) = clip(floor(T z / V_thr), 0, T)
+                v_final = steps * z - threshold * final  # V(T) = T z - V_thr n(T)
                 fast_fraction[index] = 1.0
                 if index == last:
                     cumulative_last = steps * z
+                else:
+                    train = _first_train(z, steps, threshold, final)
+                if index == hidden:
+                    hidden_rate = (z - offset) / threshold
             else:
-                current = _apply_time_batched(layer, spikes)
-                if index == last:
-                    cumulative_last = current.sum(dim=0)
-                n, new_spikes, v_final, valid = if_dynamics(current, threshold, fast=fast)
+                bias = layer.bias
+                if offset:
+                    bias = (bias + offset) if bias is not None else th.full(
+                        (_out_channels(layer),), offset, dtype=layer.weight.dtype, device=layer.weight.device)
+                cumulative = _cumulative_current(layer, train, steps, batch, bias)
+                flat, cl = _neurons_view(cumulative, steps)
+                shape = tuple(cumulative.shape[1:])
+                total = _from_neurons(flat[-1], 1, batch, shape, cl).clone()  # S(T)
+                n, v_final, valid = solve_cumulative(flat, threshold, fast=fast, in_place=True)
                 fast_fraction[index] = float(valid.to(th.float32).mean())
-            counts[index] = n[-1]
+                final = _from_neurons(n[-1], 1, batch, shape, cl).clone(memory_format=th.contiguous_format)
+                v_final = _from_neurons(v_final, 1, batch, shape, cl).contiguous()
+                if index == hidden:
+                    hidden_rate = (total / steps - offset) / threshold
+                if index == last:
+                    cumulative_last = total
+                    train = None
+                else:
+                    train = _Train(_from_neurons(n, steps, batch, shape, cl), final)
+            counts[index] = final
             potentials[index] = v_final
-            if index == last:
-                spikes = None
-            elif new_spikes is None:
-                spikes = th.diff(n, dim=0)  # s[t] = n[t] - n[t-1]
-            else:
-                spikes = new_spikes
     assert cumulative_last is not None
-    outputs = _readout(readout, counts[last], potentials[last], steps, threshold)
+    if readout == "robust_hidden":
+        assert hidden is not None and hidden_rate is not None
+        outputs = _hidden_readout(layers, hidden, last, hidden_rate, threshold)
+    else:
+        outputs = _readout(readout, counts[last], potentials[last], steps, threshold)
     return IFSimulation(outputs, counts, potentials, cumulative_last / steps, fast_fraction)
 
 
+def _out_channels(layer: nn.Module) -> int:
+    return layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
+
+
+def _first_train(z: th.Tensor, steps: int, threshold: float, final: th.Tensor) -> _Train:
+    """Counts of the first layer for ``t = 1..T`` (closed form), only for channels that ever fire."""
+    rate = (z / threshold).clamp(0.0, 1.0)  # floor(t min(z / V_thr, 1)) = clip(floor(t z / V_thr), 0, t)
+    t = th.arange(1, steps + 1, dtype=z.dtype, device=z.device)
+    channels = None
+    if z.dim() == 4:
+        active = (final.amax(dim=(0, 2, 3)) > 0).nonzero().squeeze(1)
+        if active.numel() < z.shape[1]:  # channels that never fire are left out
+            channels = active
+            rate = rate.index_select(1, channels)
+        rate = rate.permute(0, 2, 3, 1)  # channel-last
+    per_step = rate.reshape(1, -1)
+    counts = (t.unsqueeze(1) * per_step).floor_()  # n[t] = floor(t z / V_thr)
+    if z.dim() == 4:
+        b, h, w, c = rate.shape
+        return _Train(counts.reshape(steps * b, h, w, c).permute(0, 3, 1, 2), final, channels)
+    return _Train(counts.reshape(steps * z.shape[0], *z.shape[1:]), final)
+
+
 def simulate_reference(
-    layers: list[nn.Module], x: th.Tensor, steps: int, threshold: float = 1.0, readout: str = "robust"
+    layers: list[nn.Module],
+    x: th.Tensor,
+    steps: int,
+    threshold: float = 1.0,
+    readout: str = "robust",
+    bias_offset: float = 0.0,
 ) -> IFSimulation:
     """Exact per-step reference: every step runs the whole network once (the textbook loop).
 
@@ -236,26 +485,34 @@ def simulate_reference(
     :param x: analog input ``[batch, ...]``
     :param steps: ``T``
     :param threshold: ``V_thr``
-    :param readout: ``"robust"`` or ``"rate"``
+    :param readout: ``"robust"``, ``"rate"`` or ``"robust_hidden"``
+    :param bias_offset: extra current per step for every hidden (not output) neuron
     """
+    last, hidden = _check(layers, readout)
     counts: dict[int, th.Tensor] = {}
     potentials: dict[int, th.Tensor] = {}
-    last = max(i for i, layer in enumerate(layers) if is_synaptic(layer))
     current_sum: th.Tensor | None = None
+    hidden_sum: th.Tensor | None = None
     with th.no_grad():
         for _ in range(steps):
             h = x
             for index, layer in enumerate(layers):
-                h = layer(h)
+                h = _apply(layer, h, bias_offset if index != last else 0.0) if is_synaptic(layer) else layer(h)
                 if not is_synaptic(layer):
                     continue
                 if index == last:
                     current_sum = h.clone() if current_sum is None else current_sum + h
+                if index == hidden:
+                    hidden_sum = h.clone() if hidden_sum is None else hidden_sum + h
                 v = potentials.get(index, th.zeros_like(h)) + h  # v[t] = v[t-1] + I[t]
                 spikes = (v >= threshold).to(h.dtype)  # s[t] = [v[t] >= V_thr]
                 potentials[index] = v - threshold * spikes  # reset by subtraction
                 counts[index] = counts.get(index, th.zeros_like(h)) + spikes
                 h = spikes
     assert current_sum is not None
-    outputs = _readout(readout, counts[last], potentials[last], steps, threshold)
+    if readout == "robust_hidden":
+        assert hidden is not None and hidden_sum is not None
+        outputs = _hidden_readout(layers, hidden, last, (hidden_sum / steps - bias_offset) / threshold, threshold)
+    else:
+        outputs = _readout(readout, counts[last], potentials[last], steps, threshold)
     return IFSimulation(outputs, counts, potentials, current_sum / steps)
