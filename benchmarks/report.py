@@ -333,8 +333,10 @@ def of(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 # Normalised views of each family of records
 # --------------------------------------------------------------------------------------------------
 def cvtc_seed_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (env, method, seed): the score (final model where evaluated, else best
-    checkpoint) with the Mostafa-inference score of the same model beside it."""
+    """One entry per (env, method, seed): the score of the best checkpoint (the zoo's EvalCallback
+    ``best_model.zip``, what ``--load-best`` and the pipeline deploy, and the closest to the paper's
+    "best reward of each run"; the final model where no best one was evaluated) with the
+    Mostafa-inference score of the same model and the final model's score beside it."""
     by_key: dict[tuple, dict[str, dict]] = {}
     for rec in of(records, "cvtc_results"):
         for row in rec.get("rows") or []:
@@ -344,8 +346,10 @@ def cvtc_seed_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             by_key.setdefault(key, {})[f"{row.get('model', DASH)}/{row.get('inference', 'default')}"] = {**row, "_rec": rec}
     out = []
     for (env, method, seed), found in by_key.items():
-        model = next((m for m in ("final", "last", "best") if any(k.startswith(m + "/") for k in found)),
+        model = next((m for m in ("best", "final", "last") if any(k.startswith(m + "/") for k in found)),
                      next(iter(found)).split("/")[0])
+        final = next((v for k, v in found.items() if k.split("/")[0] in ("final", "last") and not k.endswith("/mostafa")),
+                     None)
         main = next((v for k, v in found.items() if k.startswith(model + "/") and not k.endswith("/mostafa")), None)
         mostafa = found.get(f"{model}/mostafa")
         if main is None:
@@ -353,6 +357,7 @@ def cvtc_seed_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"env": env, "method": method, "seed": seed, "model": model, "mean": num(main.get("mean_reward")),
                     "std": num(main.get("std_reward")), "episodes": main.get("episodes"),
                     "mostafa": num(get(mostafa, "mean_reward")), "target": num(main.get("target")),
+                    "final": num(get(final, "mean_reward")) if final is not None and model == "best" else None,
                     "command": main.get("command"), "rec": main["_rec"]})
     return sorted(out, key=lambda r: (r["env"], list(CVTC_METHODS).index(r["method"]) if r["method"] in CVTC_METHODS
                                       else 99, str(r["method"]), str(r["seed"])))
@@ -842,9 +847,10 @@ def section_cvtc(records: list[dict[str, Any]]) -> list[str]:
            "(line 211). CartPole network: 80 encoded inputs → 800 hidden (line 135).", ""]
     out += [f"> {n}" for n in notes] + ([""] if notes else [])
     out += ["### Table 4 layout: environment × method", "",
-            "Ours: mean reward over 100 deterministic evaluation episodes of each seed's final model (the best "
-            "checkpoint where the run was stopped early, marked \"best\"); the paper's protocol (best reward of each "
-            "of 10 runs) differs. Mean ± std over seeds; each seed's figure beside it.", ""]
+            "Ours: mean reward over 100 deterministic evaluation episodes of each seed's best checkpoint (the zoo's "
+            "EvalCallback `best_model.zip`: what `--load-best` and the pipeline deploy, and the closest to the paper's "
+            "protocol, the best reward of each of 10 runs); the same seed's final model in parentheses — DQN-style "
+            "training is unstable and the two can differ a lot. Mean ± std over seeds; each seed's figure beside it.", ""]
     envs = list(dict.fromkeys([*CVTC_PAPER_ENVS, *sorted({r["env"] for r in seeds})]))
     envs = sorted(envs, key=lambda e: (e.split("-")[0] != "CartPole", e))
     methods = list(dict.fromkeys([*CVTC_METHODS, *[r["method"] for r in seeds]]))
@@ -857,7 +863,9 @@ def section_cvtc(records: list[dict[str, Any]]) -> list[str]:
             if here:
                 values = [r["mean"] for r in here]
                 agg = pm(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None)
-                per_seed = "; ".join(f"s{r['seed']}: {pm(r['mean'], r['std'])}" + (" (best)" if r["model"] == "best" else "")
+                per_seed = "; ".join(f"s{r['seed']}: {pm(r['mean'], r['std'])}"
+                                     + (f" (final {fmt(r['final'])})" if r.get("final") is not None else
+                                        " (final model)" if r["model"] != "best" else " (run stopped early)")
                                      for r in here)
                 mostafa = "; ".join(f"s{r['seed']}: {fmt(r['mostafa'])}" for r in here if r["mostafa"] is not None) or DASH
                 hits = sum(v >= goal for v in values) if goal is not None else None
