@@ -29,11 +29,26 @@ def test_convert_command_from_model_path(tmp_path) -> None:
     assert [(r["timesteps"], r["readout"]) for r in rows] == [(0, "ann"), (5, "robust"), (5, "rate"), (10, "robust"), (10, "rate")]
     assert all(0.0 <= r["conversion_rate"] <= 1.0 for r in rows)
     assert rows[1]["synops_per_action"] > 0
-    assert (out / "conversion.csv").read_text().startswith("timesteps,readout,mean_score")
+    assert (out / "conversion.csv").read_text().startswith("timesteps,readout,rounding,mean_score")
     policy = ConvertedQPolicy.load(out / "converted_policy.pt", device="cpu")
     assert policy.timesteps == 5 and policy.readout == "robust"
     assert SpikingDescription.from_files(out / "spiking_description").timesteps == 5
     assert list((tmp_path / "tb").rglob("events.out.tfevents*"))
+
+
+def test_convert_command_sweeps_roundings(tmp_path) -> None:
+    model = DQN("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [16]}, learning_starts=10**6, seed=0)
+    model.save(tmp_path / "dqn.zip")
+    out = tmp_path / "out"
+    assert main([
+        "convert", "--algo", "dqn", "--env", "CartPole-v1", "--model-path", str(tmp_path / "dqn.zip"),
+        "--timesteps", "8", "--readout", "robust", "--rounding", "round", "floor", "--episodes", "1",
+        "--max-episode-steps", "10", "--n-calibration", "50", "--output-dir", str(out),
+    ]) == 0
+    rows = json.loads((out / "conversion.json").read_text())["results"]
+    assert [(r["timesteps"], r["rounding"]) for r in rows[1:]] == [(8, "round"), (8, "floor")]
+    assert "rounding" in (out / "conversion.csv").read_text().splitlines()[0]
+    assert ConvertedQPolicy.load(out / "converted_policy.pt", device="cpu").rounding == "round"  # the first one is saved
 
 
 def test_settings_sections() -> None:

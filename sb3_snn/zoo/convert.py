@@ -1,7 +1,7 @@
 """``sb3-snn convert``: convert a trained Q-learning agent to an IF spiking policy and sweep T / readouts.
 
     sb3-snn convert --algo dqn --env CartPole-v1 -f logs --exp-id 1 --percentile 99.9 \\
-        --timesteps 100 500 --readout robust rate --episodes 10 [-tb tb]
+        --timesteps 100 500 --readout robust rate [--rounding floor round] --episodes 10 [-tb tb]
     sb3-snn convert --algo ppo --env PongNoFrameskip-v4 --model-path ppo_pong.zip --episodes 2
 
 Prints the table (score, conversion rate, SynOps per action for every T and readout, and the source
@@ -28,7 +28,7 @@ from sb3_snn.zoo.algos import ZOO_CONFIGS
 from sb3_snn.zoo.experiment import add_experiment_arguments, load_experiment
 
 #: Keys a conversion.yml section may set.
-SETTINGS = ("percentile", "timesteps", "readout", "n_calibration", "episodes", "epsilon", "max_episode_steps")
+SETTINGS = ("percentile", "timesteps", "readout", "rounding", "n_calibration", "episodes", "epsilon", "max_episode_steps")
 
 
 def load_settings(path: str | os.PathLike, env_id: str) -> dict[str, Any]:
@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-conf", "--conf-file", default=None, help="conversion YAML (default: zoo_configs/conversion.yml)")
     parser.add_argument("--percentile", type=float, default=None, help="percentile p of the normalisation")
     parser.add_argument("--timesteps", type=int, nargs="+", default=None, help="simulation steps T to evaluate")
-    parser.add_argument("--readout", nargs="+", choices=("robust", "rate"), default=None, help="readouts to evaluate")
+    parser.add_argument("--readout", nargs="+", choices=("robust", "rate", "robust_hidden"), default=None,
+                        help="readouts to evaluate (robust_hidden: not the paper's, not exportable to a chip)")
+    parser.add_argument("--rounding", nargs="+", choices=("floor", "round"), default=None,
+                        help="hidden spike counts: floor (the paper's IF neurons) or round (+V_thr/2T bias per step)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per setting")
     parser.add_argument("--n-calibration", type=int, default=None, help="calibration frames (model plays, eps 0.05)")
     parser.add_argument("--epsilon", type=float, default=None, help="exploration while evaluating")
@@ -112,6 +115,7 @@ def main(argv: list[str]) -> int:
     settings.setdefault("percentile", 99.9)
     settings.setdefault("timesteps", [500])
     settings.setdefault("readout", ["robust"])
+    settings.setdefault("rounding", ["floor"])
     settings.setdefault("n_calibration", 2000)
     settings.setdefault("episodes", 10)
     settings.setdefault("epsilon", 0.05)
@@ -126,11 +130,11 @@ def main(argv: list[str]) -> int:
         model, env, source_path = experiment.model, experiment.env, experiment.model_path
         output = Path(args.output_dir or Path(experiment.log_path) / "conversion")
     policy = convert(model, env=env, percentile=settings["percentile"], timesteps=settings["timesteps"][0],
-                     readout=settings["readout"][0], n_calibration=settings["n_calibration"], seed=args.seed,
-                     device=args.device)
+                     readout=settings["readout"][0], rounding=settings["rounding"][0],
+                     n_calibration=settings["n_calibration"], seed=args.seed, device=args.device)
     policy.metadata.update(env_id=args.env, algo=args.algo, source_path=str(source_path))
     results = sweep(policy, model, env, timesteps=settings["timesteps"], readouts=settings["readout"],
-                    n_episodes=settings["episodes"], epsilon=settings["epsilon"], seed=args.seed,
+                    roundings=settings["rounding"], n_episodes=settings["episodes"], epsilon=settings["epsilon"], seed=args.seed,
                     max_episode_steps=settings["max_episode_steps"])
     print(format_table(results))
 
@@ -143,7 +147,7 @@ def main(argv: list[str]) -> int:
         "scales": policy.scales, "results": rows,
     }
     (output / "conversion.json").write_text(json.dumps(document, indent=2))
-    columns = ["timesteps", "readout", "mean_score", "std_score", "conversion_rate", "n_steps",
+    columns = ["timesteps", "readout", "rounding", "mean_score", "std_score", "conversion_rate", "n_steps",
                "synops_per_action", "input_macs_per_action", "ann_macs", "seconds_per_action", "truncated_episodes"]
     with open(output / "conversion.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
@@ -158,7 +162,7 @@ def main(argv: list[str]) -> int:
         for result in results:
             if result.readout == "ann":
                 continue
-            prefix = f"conversion/{result.readout}"
+            prefix = f"conversion/{result.readout}" + ("" if result.rounding == "floor" else f"_{result.rounding}")
             logger.record(f"{prefix}/score", result.mean_score)
             logger.record(f"{prefix}/conversion_rate", result.conversion_rate)
             logger.record(f"{prefix}/synops_per_action", result.synops_per_action)
