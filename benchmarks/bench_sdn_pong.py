@@ -47,6 +47,8 @@ ENV_ID = "PongNoFrameskip-v4"
 ROWS = {
     "frames+soft_hard_ce": ({}, {}),
     "stacked+soft_hard_ce": ({"encoding": "constant", "n_steps": 4}, {}),
+    "frames+tdbn+soft_hard_ce": ({"norm": "tdbn"}, {}),  # zoo_configs/sdn.yml's Pong setting
+    "stacked+tdbn+soft_hard_ce": ({"encoding": "constant", "n_steps": 4, "norm": "tdbn"}, {}),
     "frames8+soft_hard_ce": ({"n_steps": 8}, {}),  # 2 steps per frame
     "frames+soft_hard_ce+lr3e-4": ({}, {"learning_rate": 3e-4}),
     "frames+hard_ce": ({}, {"distillation_loss": "hard_ce"}),

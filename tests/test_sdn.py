@@ -266,3 +266,36 @@ def test_predict_shortcut_matches_sb3_predict(kind: str) -> None:
     # what the shortcut does not take goes through SB3's own path: channel-last images, lists
     other = batch[:2].transpose(0, 2, 3, 1) if kind == "cnn" else batch[:2].tolist()
     np.testing.assert_array_equal(policy.predict(other, deterministic=True)[0], expected[:2])
+
+
+def test_tdbn_keeps_layers_in_window_exact_paths_and_folds_into_description() -> None:
+    """``norm="tdbn"``: batch-normalised currents (scale = threshold) after the input layer in training, an
+    affine map per channel at inference; the fast path equals the nodes in both modes, the description
+    folds it in."""
+    policy = _cnn(calibrate=False, norm="tdbn")
+    network, x = policy.network, policy.preprocess(_frames(32))
+    weights = [s.weight.clone() for s in network.synapses]
+    network.calibrate(x)  # the input layer (not normalised) is calibrated; the normalised ones are left alone
+    assert not th.equal(weights[0], network.synapses[0].weight) and bool(network.calibrated)
+    assert all(th.equal(w, s.weight) for w, s in zip(weights[1:], network.synapses[1:]))
+    assert isinstance(network.norms[0], th.nn.Identity) and len(network.norms) == 3
+    assert all(float(bn.weight.detach()[0]) == network.threshold for bn in network.norms[1:])
+    policy.set_training_mode(True)
+    for _ in range(40):  # running statistics converge
+        policy(_frames(32)).sum().backward()
+    for name, parameter in network.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    for training in (True, False):
+        policy.set_training_mode(training)
+        with th.no_grad():
+            fast = network.forward_fast(x)
+            counts = dict(network.last_spike_counts)
+            nodes = network.forward_nodes(x)
+        assert th.equal(fast, nodes), training
+        assert all(0.0 < float(c.mean()) / network.n_steps < 0.5 for c in counts.values()), counts
+    description = policy.spiking_description()
+    result = simulate(description, x.double().numpy())
+    np.testing.assert_allclose(result.outputs, fast.numpy(), rtol=1e-4, atol=1e-4)
+    assert (result.actions == fast.argmax(1).numpy()).all()
+    with pytest.raises(ValueError, match="norm"):
+        _cnn(calibrate=False, norm="layer")

@@ -19,6 +19,7 @@ stores them) one frame per time step (``steps_per_frame`` steps each), so time c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescript
 
 SURROGATES = {"rect": surrogate.Rect, "sigmoid": surrogate.Sigmoid, "atan": surrogate.ATan}
 ENCODINGS = ("frames", "constant")
+NORMS = (None, "tdbn")
 READOUTS = ("membrane_mean", "rate")
 
 
@@ -129,6 +131,12 @@ class SpikingStudent(nn.Module):
     :param readout: ``"membrane_mean"`` or ``"rate"``
     :param readout_decay: decay of the non-spiking output integrator (1.0: perfect integrator)
     :param rate_scale: logit = ``rate_scale`` x firing rate when ``readout="rate"``
+    :param norm: ``None`` or ``"tdbn"``: threshold-dependent batch normalisation (Zheng et al., AAAI 2021,
+        STBP-tdBN) of the synaptic current of every hidden layer after the first (the input layer is
+        calibrated instead, see the comment in ``_add``) over batch, time (and space), scaled to
+        ``threshold`` (its weight starts at ``threshold``, its bias at 0); keeps the membranes in the
+        surrogate's window. An affine map per channel at inference, folded into the weights in
+        :meth:`spiking_description`.
     """
 
     def __init__(
@@ -146,6 +154,7 @@ class SpikingStudent(nn.Module):
         readout: str = "membrane_mean",
         readout_decay: float = 1.0,
         rate_scale: float = 10.0,
+        norm: str | None = None,
     ) -> None:
         super().__init__()
         if encoding not in ENCODINGS:
@@ -154,7 +163,9 @@ class SpikingStudent(nn.Module):
             raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
         self.input_shape, self.n_actions = tuple(int(n) for n in input_shape), int(n_actions)
         self.threshold, self.decay, self.n_steps = float(threshold), float(decay), int(n_steps)
-        self.encoding, self.readout = encoding, readout
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
+        self.encoding, self.readout, self.norm = encoding, readout, norm
         self.readout_decay, self.rate_scale = float(readout_decay), float(rate_scale)
         self.n_frames = self.input_shape[0] if encoding == "frames" else 1
         if encoding == "frames" and (len(self.input_shape) != 3 or self.n_steps % self.n_frames):
@@ -171,7 +182,7 @@ class SpikingStudent(nn.Module):
         # one step's input shape: a single frame with channel axis kept, or the whole observation
         shape = (1, *self.input_shape[1:]) if encoding == "frames" else self.input_shape
         self.names: list[str] = []
-        self.synapses, self.neurons = nn.ModuleList(), nn.ModuleList()
+        self.synapses, self.neurons, self.norms = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         self.shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         for i, (out_channels, kernel, stride) in enumerate(conv_arch):
             conv = nn.Conv2d(shape[0], int(out_channels), int(kernel), int(stride))
@@ -194,6 +205,14 @@ class SpikingStudent(nn.Module):
     def _add(self, name: str, synapse: nn.Module, population: nn.Module, in_shape: tuple, out_shape: tuple) -> None:
         self.names.append(name)
         self.synapses.append(synapse)
+        if self.norm == "tdbn" and len(self.names) == 1:
+            # not the input layer: on raw frames its currents are nearly constant (tiny variance), so the lag of
+            # its running mean behind the moving weights is amplified by 1/std at inference; it is calibrated
+            self.norms.append(nn.Identity())
+        elif self.norm == "tdbn":
+            bn = nn.BatchNorm2d(out_shape[0]) if isinstance(synapse, nn.Conv2d) else nn.BatchNorm1d(out_shape[0])
+            nn.init.constant_(bn.weight, self.threshold)  # tdBN: N(0, (alpha * threshold)^2), alpha = 1
+            self.norms.append(bn)
         self.neurons.append(population)
         self.shapes.append((tuple(in_shape), tuple(out_shape)))
 
@@ -237,6 +256,8 @@ class SpikingStudent(nn.Module):
             if isinstance(synapse, nn.Linear):
                 x = x.flatten(2)
             current = synapse(x.flatten(0, 1))  # the synaptic operation of all steps at once: [steps * batch, ...]
+            if self.norm is not None:  # over batch and time together (tdBN)
+                current = self.norms[index](current)
             current = current.view(x.shape[0], batch, *current.shape[1:])
             if index == 0:  # the first layer's current only changes with the frame: computed once per frame, repeated
                 current = self._expand(current)
@@ -261,6 +282,8 @@ class SpikingStudent(nn.Module):
                 x = x.flatten(2)
             steps = x.shape[0]
             current = _synapse(synapse, x.flatten(0, 1))
+            if self.norm is not None:
+                current = self.norms[index](current)
             steps_each = repeats if index == 0 else 1  # first layer: one current per distinct input, repeated
             if on_cpu:  # numpy views of the same memory: no copies
                 flat = current.numpy()
@@ -319,7 +342,11 @@ class SpikingStudent(nn.Module):
         :param max_iterations: scaling steps per layer at most
         """
         rates: dict[str, float] = {}
-        for name, synapse in zip(self.names, self.synapses):
+        for index, (name, synapse) in enumerate(zip(self.names, self.synapses)):
+            if self.norm is not None and not isinstance(self.norms[index], nn.Identity):
+                self(obs)  # normalised: the norm sets the scale, scaling the weights would change nothing
+                rates[name] = float(self.last_spike_counts[name].mean()) / self.n_steps
+                continue
             for _ in range(max_iterations):
                 self(obs)
                 rate = float(self.last_spike_counts[name].mean()) / self.n_steps
@@ -342,10 +369,13 @@ class SpikingStudent(nn.Module):
             model="IF" if self.decay == 1.0 else "LIF", threshold=self.threshold, decay=self.decay, reset="zero"
         )
         layers: list[Layer] = []
-        for name, synapse, (in_shape, out_shape) in zip(self.names, self.synapses, self.shapes):
+        for index, (name, synapse, (in_shape, out_shape)) in enumerate(zip(self.names, self.synapses, self.shapes)):
             if isinstance(synapse, nn.Linear) and _needs_flatten(layers, self.flat_input):
                 layers.append(Layer("flatten", "flatten", self.flat_input, (int(np.prod(self.flat_input)),)))
-            layers.append(_layer(name, synapse, in_shape, out_shape, population))
+            layer = _layer(name, synapse, in_shape, out_shape, population)
+            if self.norm is not None and not isinstance(self.norms[index], nn.Identity):  # inference: affine, folded in
+                layer = _fold_norm(layer, self.norms[index])
+            layers.append(layer)
         if _needs_flatten(layers, self.flat_input):
             layers.append(Layer("flatten", "flatten", self.flat_input, (int(np.prod(self.flat_input)),)))
         if self.readout == "rate":
@@ -370,6 +400,15 @@ def _synapse(synapse: nn.Module, x: th.Tensor) -> th.Tensor:
     if isinstance(synapse, nn.Linear):
         return nn.functional.linear(x, synapse.weight, synapse.bias)
     return nn.functional.conv2d(x, synapse.weight, synapse.bias, synapse.stride, synapse.padding, synapse.dilation, synapse.groups)
+
+
+def _fold_norm(layer: Layer, bn: nn.modules.batchnorm._BatchNorm) -> Layer:
+    """``layer`` with the (evaluation-mode) batch normalisation that follows it folded into its weights."""
+    scale = (bn.weight.detach().double() / th.sqrt(bn.running_var.detach().double() + bn.eps)).cpu().numpy()
+    shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.detach().double().cpu().numpy() * scale
+    bias = np.zeros_like(scale) if layer.bias is None else layer.bias
+    weight = layer.weight * scale.reshape(-1, *([1] * (layer.weight.ndim - 1)))
+    return dataclasses.replace(layer, weight=weight, bias=bias * scale + shift)
 
 
 def _needs_flatten(layers: list[Layer], flat_input: tuple[int, ...]) -> bool:

@@ -39,6 +39,10 @@ class SDNPolicy(BasePolicy):
     :param readout: ``"membrane_mean"`` (non-spiking integrator) or ``"rate"`` (spike rate x ``rate_scale``)
     :param readout_decay: decay of the non-spiking output integrator
     :param rate_scale: logit per unit of firing rate with ``readout="rate"``
+    :param norm: ``None`` (default) or ``"tdbn"``: threshold-dependent batch normalisation of the currents of
+        the hidden layers after the input layer over batch and time (STBP-tdBN, Zheng et al. 2021), folded
+        into the weights at inference; keeps the deep layers' membranes inside the surrogate window, where
+        without it they saturate and the student collapses to one action (see ``docs/sdn.md``, Pong)
     :param normalize_images: divide image observations by 255
     :param optimizer_class: optimizer of the student
     :param optimizer_kwargs: its extra arguments
@@ -62,6 +66,7 @@ class SDNPolicy(BasePolicy):
         readout: str = "membrane_mean",
         readout_decay: float = 1.0,
         rate_scale: float = 10.0,
+        norm: str | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -81,6 +86,7 @@ class SDNPolicy(BasePolicy):
         self.student_kwargs = dict(
             threshold=threshold, decay=decay, surrogate=surrogate, surrogate_alpha=surrogate_alpha,
             n_steps=n_steps, encoding=encoding, readout=readout, readout_decay=readout_decay, rate_scale=rate_scale,
+            norm=norm,
         )
         self._build(lr_schedule)
 
