@@ -31,10 +31,10 @@ from stable_baselines3.common.env_util import make_vec_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sdn_common import (  # noqa: E402
-    LATENCY_TARGET,
     latency_comparison,
     latency_ms,
-    latency_note,
+    score_lines,
+    write_latency_record,
     latency_text,
     machine,
     play,
@@ -144,21 +144,7 @@ def latency_only(args: argparse.Namespace) -> None:
         print(name, json.dumps(latency), flush=True)
     command = " ".join(["python", *sys.argv])
     record["latency"] = {"command": command, "machine": machine(), "teachers": measured}
-    record["target"] = LATENCY_TARGET
-    record["headline"] = "; ".join([*score_lines(record), *lines])
-    record["notes"] = [note for note in record.get("notes", []) if not note.startswith("Latency")] + [latency_note(command)]
-    args.out.write_text(json.dumps(record, indent=2, default=str))
-
-
-def score_lines(record: dict) -> list[str]:
-    """The scores part of the headline (what benchmarks/report.py writes when there is no headline)."""
-    lines = []
-    for name, row in record.get("teachers", {}).items():
-        if "student" in row:
-            lines.append(f"{name}: student {row['student']['mean']:.1f} ± {row['student']['std']:.1f} vs teacher "
-                         f"{row['teacher']['mean']:.1f}, agreement {row['student']['agreement']:.3f}, "
-                         f"{row['size_ratio_acting']:.0f}x fewer bytes")
-    return lines
+    write_latency_record(record, score_lines(record.get("teachers", {})), lines, command, args.out)
 
 
 def main() -> None:

@@ -196,3 +196,27 @@ def latency_note(command: str) -> str:
             "medians of interleaved calls, 1 torch thread. Ratios > 1: the student is faster. Details under 'latency' "
             "in the JSON (predict and raw forward of both, the student through SB3's generic predict, and through "
             "the spikingjelly nodes used in training).")
+
+
+def write_latency_record(record: dict[str, Any], score_lines: list[str], latency_lines: list[str], command: str,
+                         out: Path) -> None:
+    """Finish a result record after a latency-only run: target, a headline of the kept scores and the new
+    latency lines, the latency note (replacing an older one), written to ``out`` as JSON."""
+    import json
+
+    record["target"] = LATENCY_TARGET
+    record["headline"] = "; ".join([*score_lines, *latency_lines])
+    record["notes"] = [note for note in record.get("notes", []) if not note.startswith("Latency")] + [latency_note(command)]
+    out.write_text(json.dumps(record, indent=2, default=str))
+
+
+def score_lines(rows: dict[str, Any]) -> list[str]:
+    """The scores part of a headline, one line per distilled student of ``rows`` (name -> result row, as
+    the CartPole record's ``teachers`` and the Pong record's ``rows`` store them)."""
+    lines = []
+    for name, row in rows.items():
+        if isinstance(row, dict) and "student" in row:
+            teacher = f" vs teacher {row['teacher']['mean']:.1f}" if isinstance(row.get("teacher"), dict) else ""
+            lines.append(f"{name}: student {row['student']['mean']:.1f} ± {row['student']['std']:.1f}{teacher}, agreement "
+                         f"{row['student']['agreement']:.3f}, {row['size_ratio_acting']:.0f}x fewer bytes")
+    return lines

@@ -27,10 +27,10 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sdn_common import (  # noqa: E402
-    LATENCY_TARGET,
     latency_comparison,
     latency_ms,
-    latency_note,
+    score_lines,
+    write_latency_record,
     latency_text,
     machine,
     play,
@@ -106,20 +106,7 @@ def latency_only(args: argparse.Namespace) -> None:
     record["latency_ms_teacher"] = next(iter(measured.values()))["teacher_predict_ms"]
     record["latency"] = {"command": command, "machine": machine(), "teacher_path": args.teacher,
                          "students": list(measured.values())}
-    record["target"] = LATENCY_TARGET
-    record["headline"] = "; ".join([*score_lines(record), *lines])
-    record["notes"] = [note for note in record.get("notes", []) if not note.startswith("Latency")] + [latency_note(command)]
-    args.out.write_text(json.dumps(record, indent=2, default=str))
-
-
-def score_lines(record: dict) -> list[str]:
-    """The scores part of the headline (what benchmarks/report.py writes when there is no headline)."""
-    lines = []
-    for name, row in record.get("rows", {}).items():
-        if "student" in row:
-            lines.append(f"{name}: student {row['student']['mean']:.1f} ± {row['student']['std']:.1f}, agreement "
-                         f"{row['student']['agreement']:.3f}, {row['size_ratio_acting']:.0f}x fewer bytes")
-    return lines
+    write_latency_record(record, score_lines(record.get("rows", {})), lines, command, args.out)
 
 
 def run_row(name: str, teacher_model, args: argparse.Namespace) -> dict:
