@@ -74,8 +74,15 @@ def _run_id(folder: Path, env: str, seed: int, row: str) -> int | None:
     return None
 
 
-def evaluate(algo: str, env: str, model_path: Path, episodes: int, seed: int) -> list[dict[str, float | str]]:
-    """Mean and std reward of one saved agent, per inference mode (``beta`` and ``mostafa`` for CVTC)."""
+def evaluate(algo: str, env: str, model_path: Path, episodes: int, seed: int,
+             normalization: Path | None = None) -> list[dict[str, float | str]]:
+    """Mean and std reward of one saved agent, per inference mode (``beta`` and ``mostafa`` for CVTC).
+
+    :param normalization: the run's ``vecnormalize.pkl`` (zoo configs with ``normalize: true``, e.g. PPO on
+        MountainCar): observations are normalised with its statistics, frozen, rewards left raw
+    """
+    from stable_baselines3.common.vec_env import VecNormalize
+
     model = install_algos()[algo].load(model_path, device="cpu")
     results: list[dict[str, float | str]] = []
     modes = ["beta", "mostafa"] if hasattr(model.policy, "set_inference") else ["default"]
@@ -83,6 +90,9 @@ def evaluate(algo: str, env: str, model_path: Path, episodes: int, seed: int) ->
         if mode != "default":
             model.policy.set_inference(mode)
         vec_env = make_vec_env(env, n_envs=1, seed=seed)
+        if normalization is not None and normalization.is_file():
+            vec_env = VecNormalize.load(str(normalization), vec_env)
+            vec_env.training, vec_env.norm_reward = False, False
         rewards, _ = evaluate_policy(model, vec_env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True)
         results.append({"inference": mode, "mean_reward": float(np.mean(rewards)), "std_reward": float(np.std(rewards)),
                         "episodes": len(rewards)})
@@ -146,7 +156,8 @@ def main() -> None:
         for label, path in (("final", run / f"{args.env}.zip"), ("best", run / "best_model.zip")):
             if not path.is_file():
                 continue
-            for result in evaluate(algo, args.env, path, args.episodes, seed=10_000 + seed):
+            for result in evaluate(algo, args.env, path, args.episodes, seed=10_000 + seed,
+                                   normalization=run / args.env / "vecnormalize.pkl"):  # the final statistics
                 record = {"env": args.env, "row": row, "seed": seed, "model": label, **result,
                           "target": TARGETS[args.env], "target_met": result["mean_reward"] >= TARGETS[args.env],
                           "command": ("sb3-snn train " + " ".join(argv + args.extra)).replace(str(ROOT) + "/", ""),
