@@ -588,6 +588,17 @@ def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str
         figure = "T=500: " + "; ".join(f"p{r['percentile'] or '?'}: CR {pct(r['cr_robust'])}, "
                                       f"score {pct(r['main']['ratio'], 0)} of DQN"
                                       for r in at)
+        options = [(rec, row) for rec in of(records, "conversion") if "CartPole" in env_of(rec)
+                   for row in rec.get("rows") or [] if isinstance(row, dict) and row.get("T") == 500
+                   and not str(row.get("readout")).startswith("rate") and (row.get("rounding"), row.get("readout")) not in
+                   ((None, "robust"), ("floor", "robust"), ("-", "robust"))]
+        if options:
+            def label(row: dict[str, Any]) -> str:
+                readout = str(row["readout"])
+                return readout if "(" in readout else f"{readout} ({row.get('rounding', '?')})"
+
+            figure += "; options (not the paper's method): " + ", ".join(
+                f"{label(row)} CR {pct(num(row.get('conversion rate')))}" for _, row in options)
         longer = [r for r in runs if r["T"] > 500 and r["readout"] == "robust"]
         if longer:
             figure += " (" + "; ".join(f"T={r['T']}: CR {pct(r['cr_robust'])}, score {pct(r['main']['ratio'], 0)}"
