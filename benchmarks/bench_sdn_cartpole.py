@@ -131,7 +131,7 @@ def latency_only(args: argparse.Namespace) -> None:
     settings = student_settings()
     th.manual_seed(args.seed)
     student = SDN(settings["policy"], env, seed=args.seed, device="cpu", buffer_size=1000,
-                  policy_kwargs=settings["policy_kwargs"]).policy
+                  policy_kwargs=settings["policy_kwargs"])
     lines, measured = [], {}
     for name, path in (("dqn", args.dqn_teacher.resolve()), ("ppo", args.ppo_teacher.resolve())):
         latency = latency_comparison(student, load_teacher(path), obs, args.latency_repeats)

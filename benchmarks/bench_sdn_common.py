@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,10 +18,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_snn.sdn import SDN, SDNPolicy, Teacher
+from sb3_snn.sdn import SDN, Teacher
 
 #: what the latency benchmarks aim for (issue #5)
-LATENCY_TARGET = "student per-action latency >= 5x lower than the teacher's on CPU (policy.predict, one observation, 1 torch thread)"
+LATENCY_TARGET = "student per-action latency >= 5x lower than the teacher's on CPU (model.predict, one observation, 1 torch thread)"
 
 
 def machine() -> str:
@@ -100,24 +101,38 @@ def steps_per_second(train: Any, gradient_steps: int) -> float:
     return gradient_steps / (time.perf_counter() - start)
 
 
-def interleaved_latency_ms(calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30) -> dict[str, float]:
-    """Median thread CPU milliseconds per call of each callable, the callables called in turn (round
-    robin), so that a shared machine's load falls on all of them alike.
+def interleaved_latency(calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30) -> dict[str, dict[str, float]]:
+    """Median thread CPU and wall-clock milliseconds per call of each callable, the callables called in
+    turn (round robin), so that a shared machine's load falls on all of them alike.
 
     :param calls: name -> a callable taking no argument
     :param repeats: timed calls of each
-    :param warmup: untimed calls of each first
+    :param warmup: untimed calls of each first (JIT compilation, caches)
+    :return: name -> ``{"cpu_ms": ..., "wall_ms": ...}``
     """
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    wall: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(warmup):
         for call in calls.values():
             call()
     for _ in range(repeats):
         for name, call in calls.items():
-            start = time.thread_time()
+            start_wall, start_cpu = time.perf_counter(), time.thread_time()
             call()
-            times[name].append(time.thread_time() - start)
-    return {name: 1000.0 * float(np.median(values)) for name, values in times.items()}
+            cpu[name].append(time.thread_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start_wall)
+    return {name: {"cpu_ms": 1000.0 * float(np.median(cpu[name])), "wall_ms": 1000.0 * float(np.median(wall[name]))}
+            for name in calls}
+
+
+def interleaved_latency_ms(calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30) -> dict[str, float]:
+    """Median thread CPU milliseconds per call of each callable (:func:`interleaved_latency`).
+
+    :param calls: name -> a callable taking no argument
+    :param repeats: timed calls of each
+    :param warmup: untimed calls of each first
+    """
+    return {name: value["cpu_ms"] for name, value in interleaved_latency(calls, repeats, warmup).items()}
 
 
 def acting_forward(model: BaseAlgorithm) -> Callable[[th.Tensor], th.Tensor]:
@@ -135,49 +150,68 @@ def acting_forward(model: BaseAlgorithm) -> Callable[[th.Tensor], th.Tensor]:
     return forward
 
 
-def latency_comparison(student: SDNPolicy, teacher: BaseAlgorithm, obs: np.ndarray, repeats: int = 500) -> dict[str, Any]:
+def latency_comparison(student: SDN, teacher: BaseAlgorithm, obs: np.ndarray, repeats: int = 500) -> dict[str, Any]:
     """Per-action latency of a student and a teacher on one observation, on the current device and
-    torch threads, all calls interleaved (:func:`interleaved_latency_ms`).
+    torch threads, all calls interleaved (:func:`interleaved_latency`): median thread CPU time
+    (``*_ms``) and wall-clock time (``*_wall_ms``), and the load average before and after.
 
-    Entries (milliseconds): ``student_predict`` / ``teacher_predict`` (``policy.predict(obs,
-    deterministic=True)``, the entry point of ``evaluate_policy``), ``student_forward`` /
-    ``teacher_forward`` (the raw networks on a tensor, preprocessing included), ``student_sb3_predict``
-    (SB3's generic ``BasePolicy.predict`` around the student's fast network: what the student's own
-    ``predict`` saves), ``student_nodes_forward`` (the student through the spikingjelly nodes used in
-    training, gradients off). Ratios > 1 mean the student is faster.
+    Entries (milliseconds): ``student_predict`` / ``teacher_predict``: ``model.predict(obs,
+    deterministic=True)`` of the SDN model and of the teacher's SB3 model (what a user and
+    ``evaluate_policy`` call; on the CPU the student's goes through the compiled path,
+    :mod:`sb3_snn.sdn.lean`); ``student_torch_predict``: the student's torch inference path as ``predict``
+    ran it before the compiled path (tensor conversion, ``forward_fast`` with the training's torch
+    operations, argmax); ``student_sb3_predict``: SB3's generic ``BasePolicy.predict`` around the student
+    policy; ``student_forward`` / ``teacher_forward``: the raw networks on a tensor (preprocessing
+    included, the student through ``forward_fast``); ``student_nodes_forward``: the student through the
+    spikingjelly nodes used in training, gradients off. Ratios > 1 mean the student is faster.
+    Asserts first that the compiled path, the torch path and the training forward take the same action.
 
-    :param student: the student policy
+    :param student: the SDN model (its policy is used for the policy-level entries)
     :param teacher: the teacher model
     :param obs: one observation as the ``VecEnv`` gives it (``[1, *shape]``)
     :param repeats: timed calls of each
     """
-    obs_tensor = th.as_tensor(obs, device=student.device)
+    policy = student.policy
+    obs_tensor = th.as_tensor(obs, device=policy.device)
     teacher_net = acting_forward(teacher)
-    student.set_training_mode(False)
+    policy.set_training_mode(False)
     teacher.policy.set_training_mode(False)
+
+    def torch_predict() -> np.ndarray:
+        with th.no_grad():
+            return policy.network.forward_fast(policy.preprocess(th.as_tensor(obs))).argmax(1).numpy()
+
     student_action = student.predict(obs, deterministic=True)[0]
     with th.no_grad():
-        nodes_action = student.network.forward_nodes(student.preprocess(obs_tensor)).argmax(1).cpu().numpy()
-    assert np.array_equal(student_action, nodes_action), (student_action, nodes_action)
+        nodes_action = policy.network.forward_nodes(policy.preprocess(obs_tensor)).argmax(1).cpu().numpy()
+    assert np.array_equal(student_action, nodes_action) and np.array_equal(torch_predict(), nodes_action)
     calls: dict[str, Callable[[], Any]] = {
         "student_predict": lambda: student.predict(obs, deterministic=True),
-        "teacher_predict": lambda: teacher.policy.predict(obs, deterministic=True),
-        "student_forward": lambda: student(obs_tensor),
+        "teacher_predict": lambda: teacher.predict(obs, deterministic=True),
+        "student_torch_predict": torch_predict,
+        "student_sb3_predict": lambda: BasePolicy.predict(policy, obs, deterministic=True),
+        "student_forward": lambda: policy(obs_tensor),
         "teacher_forward": lambda: teacher_net(obs_tensor),
-        "student_sb3_predict": lambda: BasePolicy.predict(student, obs, deterministic=True),
-        "student_nodes_forward": lambda: student.network.forward_nodes(student.preprocess(obs_tensor)),
+        "student_nodes_forward": lambda: policy.network.forward_nodes(policy.preprocess(obs_tensor)),
     }
+    load_before = os.getloadavg()
     with th.no_grad():
-        times = interleaved_latency_ms(calls, repeats)
-    result: dict[str, Any] = {f"{name}_ms": value for name, value in times.items()}
+        times = interleaved_latency(calls, repeats)
+    load_after = os.getloadavg()
+    result: dict[str, Any] = {}
+    for name, value in times.items():
+        result[f"{name}_ms"], result[f"{name}_wall_ms"] = value["cpu_ms"], value["wall_ms"]
+    cpu = {name: value["cpu_ms"] for name, value in times.items()}
     result.update(
-        ratio_predict=times["teacher_predict"] / times["student_predict"],
-        ratio_forward=times["teacher_forward"] / times["student_forward"],
-        fast_path_speedup=times["student_nodes_forward"] / times["student_forward"],
-        predict_shortcut_speedup=times["student_sb3_predict"] / times["student_predict"],
-        goal_5x_met=times["teacher_predict"] / times["student_predict"] >= 5.0,
-        repeats=repeats, torch_threads=th.get_num_threads(), student_n_steps=student.n_steps,
-        student_bytes=sum(p.numel() * p.element_size() for p in student.network.parameters()),
+        ratio_predict=cpu["teacher_predict"] / cpu["student_predict"],
+        ratio_predict_wall=times["teacher_predict"]["wall_ms"] / times["student_predict"]["wall_ms"],
+        ratio_forward=cpu["teacher_forward"] / cpu["student_forward"],
+        compiled_path_speedup=cpu["student_torch_predict"] / cpu["student_predict"],
+        fast_path_speedup=cpu["student_nodes_forward"] / cpu["student_forward"],
+        goal_5x_met=cpu["teacher_predict"] / cpu["student_predict"] >= 5.0,
+        load_average_before=list(load_before), load_average_after=list(load_after),
+        repeats=repeats, torch_threads=th.get_num_threads(), student_n_steps=policy.n_steps,
+        student_bytes=sum(p.numel() * p.element_size() for p in policy.network.parameters()),
     )
     return result
 
@@ -186,16 +220,20 @@ def latency_text(name: str, latency: dict[str, Any]) -> str:
     """One line for a headline: student vs teacher milliseconds per action and the ratio."""
     verdict = "met" if latency["goal_5x_met"] else "not met"
     return (f"{name}: student {latency['student_predict_ms']:.3f} ms vs teacher {latency['teacher_predict_ms']:.3f} ms "
-            f"per action, {latency['ratio_predict']:.2f}x (goal >= 5x: {verdict})")
+            f"per action (thread CPU), {latency['ratio_predict']:.2f}x ({latency['ratio_predict_wall']:.2f}x wall; "
+            f"goal >= 5x: {verdict})")
 
 
 def latency_note(command: str) -> str:
     """The note a result record carries about where its latency figures come from."""
     return (f"Latency figures (latency_*): `{command}`, measured separately from the scores, on untrained students "
-            "of the rows' shapes (the latency of a dense network does not depend on its weights); thread CPU time, "
-            "medians of interleaved calls, 1 torch thread. Ratios > 1: the student is faster. Details under 'latency' "
-            "in the JSON (predict and raw forward of both, the student through SB3's generic predict, and through "
-            "the spikingjelly nodes used in training).")
+            "of the rows' shapes (every operation is dense: the latency does not depend on the weights); "
+            "model.predict(obs, deterministic=True) of the SDN model (compiled numba path on the CPU, "
+            "sb3_snn/sdn/lean.py) and of the teacher's SB3 model, one observation, thread CPU time (and wall time), "
+            "medians of interleaved calls after a warm-up (JIT compilation excluded), 1 torch thread. Ratios > 1: "
+            "the student is faster. Details under 'latency' in the JSON (the student's torch inference path, "
+            "SB3's generic predict, the raw forwards of both, the spikingjelly nodes used in training; load "
+            "average before and after).")
 
 
 def write_latency_record(record: dict[str, Any], score_lines: list[str], latency_lines: list[str], command: str,

@@ -38,7 +38,7 @@ from bench_sdn_common import (  # noqa: E402
 )
 
 from sb3_snn import SDN  # noqa: E402
-from sb3_snn.sdn import SDNCnnPolicy, Teacher, load_teacher  # noqa: E402
+from sb3_snn.sdn import Teacher, load_teacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 gym.register_envs(ale_py)
@@ -71,36 +71,43 @@ def row_policy_kwargs(name: str) -> dict:
 
 def latency_only(args: argparse.Namespace) -> None:
     """Measure only the per-action latency on the CPU (student of each row's shape vs the teacher,
-    :func:`latency_comparison`, 1 torch thread) and write it into the existing JSON, keeping the rest.
+    :func:`latency_comparison`, 1 torch thread) and write it into the existing JSON, keeping the rest
+    (the rows' scores are untouched; their ``latency_*`` entries are updated).
 
     The students are untrained (default initialisation): their latency does not depend on the weights
-    (every operation is dense). Rows of the same architecture share one measurement.
+    (every operation is dense). Rows of the same architecture share one measurement; the architectures
+    of ``--latency-extra`` (zoo_configs/sdn.yml's tdBN setting by default) are measured too, recorded under
+    ``latency`` only.
     """
     record = json.loads(args.out.read_text()) if args.out.is_file() else {
         "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "rows": {}}
     teacher_model = load_teacher(args.teacher, device="cpu")
     env = make_env(0)
     obs = env.reset()
-    names = list(record.get("rows") or {}) or args.rows.split(",")
+    rows = list(record.get("rows") or {}) or args.rows.split(",")
+    extra = [name for name in args.latency_extra.split(",") if name and name not in rows]
     measured: dict[str, dict] = {}
     lines = []
-    for name in names:
+    for name in [*rows, *extra]:
         policy_kwargs = row_policy_kwargs(name)
         key = json.dumps(policy_kwargs, sort_keys=True)
         if key not in measured:
             th.manual_seed(args.seed)
-            student = SDNCnnPolicy(env.observation_space, env.action_space, lambda _: 1e-3, **policy_kwargs)
+            student = SDN("SDNCnnPolicy", env, buffer_size=100, policy_kwargs=policy_kwargs, seed=args.seed, device="cpu")
             measured[key] = {**latency_comparison(student, teacher_model, obs, args.latency_repeats),
-                             "policy_kwargs": policy_kwargs, "rows": []}
+                             "policy_kwargs": policy_kwargs, "rows": [], "extra": []}
             print(name, json.dumps(measured[key], default=str), flush=True)
         latency = measured[key]
-        latency["rows"].append(name)
-        row = record.setdefault("rows", {}).setdefault(name, {})
-        row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
-                   latency_speedup=latency["ratio_predict"], latency_forward_speedup=latency["ratio_forward"])
+        latency["rows" if name in rows else "extra"].append(name)
+        if name in rows:
+            row = record.setdefault("rows", {}).setdefault(name, {})
+            row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
+                       latency_speedup=latency["ratio_predict"], latency_forward_speedup=latency["ratio_forward"])
     for latency in measured.values():
         encoding = latency["policy_kwargs"].get("encoding", "frames")
-        label = f"{encoding} student (T={latency['student_n_steps']}, untrained), rows {'/'.join(latency['rows'])}"
+        norm = "+tdBN" if latency["policy_kwargs"].get("norm") else ""
+        which = f"rows {'/'.join(latency['rows'])}" if latency["rows"] else f"shape of {'/'.join(latency['extra'])} (no score row)"
+        label = f"{encoding}{norm} student (T={latency['student_n_steps']}, untrained), {which}"
         lines.append(latency_text(label, latency))
     command = " ".join(["python", *sys.argv])
     record["latency_ms_teacher"] = next(iter(measured.values()))["teacher_predict_ms"]
@@ -150,6 +157,9 @@ def main() -> None:
                         help="measure only the CPU per-action latency (untrained students of --out's rows, or of --rows) "
                              "and update --out's latency figures")
     parser.add_argument("--latency-repeats", type=int, default=500, help="timed calls of each candidate")
+    parser.add_argument("--latency-extra", default="frames+tdbn+soft_hard_ce",
+                        help="with --latency-only: comma-separated rows of ROWS whose architecture is measured too, "
+                             "without a score row")
     args = parser.parse_args()
     if args.device == "cpu" or args.latency_only:
         th.set_num_threads(1)

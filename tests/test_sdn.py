@@ -299,3 +299,116 @@ def test_tdbn_keeps_layers_in_window_exact_paths_and_folds_into_description() ->
     assert (result.actions == fast.argmax(1).numpy()).all()
     with pytest.raises(ValueError, match="norm"):
         _cnn(calibrate=False, norm="layer")
+
+
+LEAN_CASES = [
+    *FAST_PATH_CASES,
+    ("cnn", {"norm": "tdbn"}),  # batch normalisation folded into the weights
+    ("cnn", {"encoding": "constant", "n_steps": 4, "norm": "tdbn", "readout": "rate"}),
+    ("cnn", {"conv_arch": [(3, 5, 3)], "net_arch": []}),  # odd channel count, stride 3, convolution -> readout
+    ("cnn", {"conv_arch": [], "net_arch": [5]}),  # frames straight into a fully connected layer
+]
+
+
+def _eval_policy(kind: str, kwargs: dict, seed: int) -> tuple[SDNPolicy, th.Tensor]:
+    """:func:`_random_policy` in evaluation mode, its batch normalisation (if any) with running statistics
+    away from their initial values."""
+    policy, obs = _random_policy(kind, dict(kwargs), seed)
+    if policy.network.norm is not None:
+        policy.set_training_mode(True)
+        with th.no_grad():
+            for index in range(5):
+                policy(obs if kind == "mlp" else _frames(16, seed=10 + index))
+    policy.set_training_mode(False)
+    return policy, obs
+
+
+@pytest.mark.parametrize("kind, kwargs", LEAN_CASES)
+def test_lean_path_matches_the_training_forward(kind: str, kwargs: dict) -> None:
+    """The compiled CPU path behind ``predict`` gives the spikes and actions of the training forward (the
+    spikingjelly nodes) and its logits to float32 rounding (same terms, summed in another order)."""
+    for seed in (0, 1):
+        policy, obs = _eval_policy(kind, kwargs, seed)
+        network = policy.network
+        with th.no_grad():
+            nodes = network.forward_nodes(policy.preprocess(obs))
+            nodes_counts = dict(network.last_spike_counts)
+        assert network.lean() is not None
+        logits, actions = network.forward_lean(obs.numpy(), policy._scale_images)
+        counts = network.last_spike_counts
+        assert set(counts) == set(nodes_counts)
+        for name, count in counts.items():
+            assert count.dtype == nodes_counts[name].dtype and th.equal(count, nodes_counts[name]), name
+        assert all(float(c.sum()) > 0 for c in counts.values())  # every layer spiked: a real comparison
+        np.testing.assert_allclose(logits, nodes.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(actions, nodes.argmax(1).numpy())
+        np.testing.assert_array_equal(policy.predict(obs.numpy(), deterministic=True)[0], actions)
+        assert policy.cost_report().synops >= 0
+
+
+def test_lean_path_inputs() -> None:
+    """Single observations, non-contiguous and float64 arrays, unscaled images, SB3's generic predict."""
+    policy, obs = _eval_policy("cnn", {}, 0)
+    batch = obs.numpy()
+    expected = policy.predict(batch, deterministic=True)[0]
+    strided = np.ascontiguousarray(batch.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(policy.predict(strided, deterministic=True)[0], expected)
+    np.testing.assert_array_equal(policy.predict(batch.astype(np.float64), deterministic=True)[0], expected)
+    single = policy.predict(batch[5], deterministic=True)[0]
+    assert single.shape == () and single == expected[5]
+    np.testing.assert_array_equal(BasePolicy.predict(policy, batch, deterministic=True)[0], expected)
+    th.manual_seed(0)
+    raw = SDNCnnPolicy(FRAMES, spaces.Discrete(3), lambda _: 1e-3, normalize_images=False, **TINY_CNN)
+    raw.set_training_mode(False)
+    with th.no_grad():
+        reference = raw.network.forward_fast(raw.preprocess(obs))
+    logits, _ = raw.network.forward_lean(batch, raw._scale_images)
+    np.testing.assert_allclose(logits, reference.numpy(), rtol=1e-5, atol=1e-5)
+    mlp, vectors = _eval_policy("mlp", {}, 0)
+    np.testing.assert_array_equal(mlp.predict(vectors.double().numpy(), deterministic=True)[0],
+                                  mlp.predict(vectors.numpy(), deterministic=True)[0])
+
+
+def test_lean_path_follows_changes() -> None:
+    """The compiled copy of the weights is rebuilt after a gradient step, ``load_state_dict``, a replaced
+    parameter or a changed setting; training mode and pickling work as before."""
+    import copy
+    import pickle
+
+    policy, obs = _eval_policy("cnn", {"norm": "tdbn"}, 0)
+    network, batch = policy.network, obs.numpy()
+
+    def check() -> np.ndarray:
+        actions = policy.predict(batch, deterministic=True)[0]
+        with th.no_grad():
+            np.testing.assert_array_equal(actions, network.forward_fast(policy.preprocess(obs)).argmax(1).numpy())
+        return actions
+
+    check()
+    plan = network.lean()
+    assert network.lean() is plan  # cached while nothing changes
+    policy.set_training_mode(True)
+    assert network.lean() is None  # training mode: batch statistics, not the folded affine map
+    policy.optimizer.zero_grad()
+    policy(obs).sum().backward()
+    policy.optimizer.step()
+    check()
+    assert network.lean() is not plan
+    state = copy.deepcopy(policy.state_dict())
+    with th.no_grad():
+        network.out.weight.mul_(-1.0)
+    flipped = check()
+    policy.load_state_dict(state)
+    restored = check()
+    assert not np.array_equal(flipped, restored)
+    network.out.weight = th.nn.Parameter(network.out.weight.detach() * -1.0)
+    np.testing.assert_array_equal(check(), flipped)
+    plan = network.lean()
+    network.threshold = 0.45
+    check()
+    assert network.lean() is not plan
+    network.invalidate_lean()
+    check()
+    clone = pickle.loads(pickle.dumps(policy))
+    np.testing.assert_array_equal(clone.predict(batch, deterministic=True)[0], check())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch as th
@@ -28,6 +29,9 @@ from spikingjelly.activation_based import functional, neuron, surrogate
 from torch import nn
 
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sb3_snn.sdn.lean import LeanStudent
 
 SURROGATES = {"rect": surrogate.Rect, "sigmoid": surrogate.Sigmoid, "atan": surrogate.ATan}
 ENCODINGS = ("frames", "constant")
@@ -199,6 +203,7 @@ class SpikingStudent(nn.Module):
         self.out_shape = ((width,), (self.n_actions,))
         self._spikes: dict[str, th.Tensor] = {}
         self._spike_counts: dict[str, th.Tensor] | None = {}
+        self._lean_counts: tuple[LeanStudent, np.ndarray] | None = None  # counts of the last forward_lean
         self.register_buffer("calibrated", th.tensor(False))
         self._readout_cache: dict[tuple, tuple[th.Tensor, th.Tensor]] = {}
 
@@ -310,13 +315,93 @@ class SpikingStudent(nn.Module):
             pooled = th.matmul(weights, x.reshape(steps, -1)).view(batch, -1)
             logits = nn.functional.linear(pooled, self.out.weight, self.out.bias * total)
         self._spikes, self._spike_counts = spikes, None
+        self.__dict__["_lean_counts"] = None
         return logits
+
+    def lean(self) -> LeanStudent | None:
+        """The compiled inference path of this student (:class:`~sb3_snn.sdn.lean.LeanStudent`), or
+        ``None`` where it does not apply (training mode, parameters not float32 on the CPU, a layer shape it
+        does not cover, such as padded or rectangular convolutions, which the student does not build).
+
+        Built on first use and cached; rebuilt when a parameter or buffer is changed in place (its
+        version counter moves: optimiser steps, ``load_state_dict``, :meth:`calibrate`), replaced, moved,
+        or a setting (threshold, decay, ...) changes. Edits through ``tensor.data`` bypass the version
+        counter: call :meth:`invalidate_lean` after them.
+        """
+        if self.training:
+            return None
+        cached = self.__dict__.get("_lean_cache")
+        config = self._lean_config()
+        if cached is not None and cached[1] == config and _entries_unchanged(cached[0]):
+            return cached[2]
+        entries = self._lean_entries()
+        plan = None
+        tensors = [entry[2] for entry in entries if entry[3] is not None]
+        if all(t.device.type == "cpu" and (t.dtype == th.float32 or not t.is_floating_point()) for t in tensors):
+            from sb3_snn.sdn.lean import LeanStudent  # imports numba: only when first used
+
+            try:
+                plan = LeanStudent(self)
+            except NotImplementedError:  # a layer shape the compiled path does not cover: the torch path
+                plan = None
+        self.__dict__["_lean_cache"] = (entries, config, plan)
+        return plan
+
+    def invalidate_lean(self) -> None:
+        """Drop the cached compiled inference path (rebuilt at the next :meth:`lean`)."""
+        self.__dict__.pop("_lean_cache", None)
+
+    def forward_lean(self, obs: np.ndarray, divide: bool = False, logits: bool = True) -> tuple[np.ndarray | None, np.ndarray] | None:
+        """Logits ``[batch, n_actions]`` (float32) and greedy actions ``[batch]`` (int64) of raw numpy
+        observations ``[batch, *input_shape]`` through :meth:`lean` (one compiled call), or ``None`` where
+        the lean path does not apply. The logits equal :meth:`forward_fast`'s to float32 rounding (the
+        synaptic sums are added in another order; a spike can differ only where a membrane lies within
+        that rounding of the threshold, see :mod:`sb3_snn.sdn.lean`). Spike counts are in
+        :attr:`last_spike_counts` as after :meth:`forward`.
+
+        :param obs: raw observations (uint8 images or any real dtype)
+        :param divide: divide by 255 as SB3's preprocessing does for images
+        :param logits: compute the logits' copy (``None`` in their place otherwise: ``predict`` needs only the actions)
+        """
+        plan = self.lean()
+        if plan is None:
+            return None
+        values, actions, counts = plan(obs, divide, logits)
+        state = self.__dict__  # plain attributes: skip nn.Module.__setattr__
+        state["_spikes"], state["_spike_counts"], state["_lean_counts"] = {}, None, (plan, counts)
+        return values, actions
+
+    def _lean_config(self) -> tuple:
+        return (self.threshold, self.decay, self.n_steps, self.encoding, self.readout, self.readout_decay,
+                self.rate_scale, self.norm)
+
+    def _lean_entries(self) -> list[tuple[dict, str, object, int | None, int | None]]:
+        """What the compiled path depends on: ``(store, key, object, version, data pointer)`` of every
+        parameter and buffer of the layers (version / pointer ``None`` for the modules themselves)."""
+        entries: list[tuple[dict, str, object, int | None, int | None]] = []
+        for container in (self.synapses, self.norms):
+            entries.extend((container._modules, key, module, None, None) for key, module in container._modules.items())
+        entries.append((self._modules, "out", self.out, None, None))
+        for module in [*self.synapses, *self.norms, self.out]:
+            for store in (module._parameters, module._buffers):
+                entries.extend((store, key, t, t._version, t.data_ptr()) for key, t in store.items() if t is not None)
+        return entries
+
+    def __getstate__(self) -> dict:
+        """The module's state without the compiled inference cache (rebuilt on use)."""
+        state = dict(super().__getstate__())
+        state.pop("_lean_cache", None)
+        state["_lean_counts"] = None
+        return state
 
     @property
     def last_spike_counts(self) -> dict[str, th.Tensor]:
         """Spike counts ``[batch, *shape]`` per spiking layer (summed over time, detached) of the last
         forward pass; computed when first asked for."""
-        if self._spike_counts is None:
+        if self._spike_counts is None and self._lean_counts is not None:
+            plan, counts = self._lean_counts
+            self._spike_counts = {name: th.from_numpy(c) for name, c in plan.split_counts(counts).items()}
+        elif self._spike_counts is None:
             self._spike_counts = {name: spikes.sum(0) for name, spikes in self._spikes.items()}
         return self._spike_counts
 
@@ -392,6 +477,16 @@ class SpikingStudent(nn.Module):
             layers=layers, input_shape=self.input_shape, encoding=encoding, timesteps=self.n_steps,
             readout=readout, n_actions=self.n_actions, metadata={"method": "sdn", **(metadata or {})},
         )
+
+
+def _entries_unchanged(entries: list[tuple[dict, str, object, int | None, int | None]]) -> bool:
+    """Whether every object of :meth:`SpikingStudent._lean_entries` is still in place, unmodified."""
+    for store, key, obj, version, pointer in entries:
+        if store.get(key) is not obj:
+            return False
+        if version is not None and (obj._version != version or obj.data_ptr() != pointer):  # type: ignore[attr-defined]
+            return False
+    return True
 
 
 def _synapse(synapse: nn.Module, x: th.Tensor) -> th.Tensor:

@@ -130,7 +130,12 @@ class SDNPolicy(BasePolicy):
         return self.network(self.preprocess(obs))
 
     def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
-        return self.network.forward_fast(self.preprocess(observation)).argmax(dim=1).reshape(-1)
+        network = self._modules["network"]
+        if observation.device.type == "cpu" and not network.training and not observation.requires_grad:
+            result = network.forward_lean(observation.numpy(), self._scale_images, False)  # the compiled CPU path
+            if result is not None:
+                return th.from_numpy(result[1])
+        return network.forward_fast(self.preprocess(observation)).argmax(dim=1).reshape(-1)
 
     def predict(
         self,
@@ -141,9 +146,12 @@ class SDNPolicy(BasePolicy):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """The greedy action(s) of an observation or a batch of them: :meth:`BasePolicy.predict`, with
         its per-call work cut for a numpy observation of the space's shape (with or without the batch
-        axis): the mode switch only when needed, no image transpose checks, the fast inference path.
-        Anything else (dicts, transposed images, lists) goes through SB3's version. The student has no
-        recurrent state: ``state`` is returned unchanged.
+        axis): the mode switch only when needed, no image transpose checks or tensor conversion, and on
+        the CPU the compiled inference path (:meth:`SpikingStudent.forward_lean
+        <sb3_snn.sdn.network.SpikingStudent.forward_lean>`: one numba call per action, the same
+        preprocessing as SB3's: uint8 images divided by 255). Anything else (dicts, transposed images,
+        lists) goes through SB3's version. The student has no recurrent state: ``state`` is returned
+        unchanged.
 
         :param observation: one observation or a batch
         :param state: returned as given
@@ -154,11 +162,16 @@ class SDNPolicy(BasePolicy):
         extra = observation.ndim - len(shape) if isinstance(observation, np.ndarray) else -1
         if extra not in (0, 1) or observation.shape[extra:] != shape:
             return super().predict(observation, state, episode_start, deterministic)
-        if self.training or self.network.training:
+        network = self._modules["network"]  # skips nn.Module.__getattr__
+        if self.training or network.training:
             self.set_training_mode(False)
-        obs = th.as_tensor(observation, device=self.network.out.weight.device)
-        with th.no_grad():
-            actions = self._predict(obs if extra else obs.unsqueeze(0)).cpu().numpy()
+        result = network.forward_lean(observation if extra else observation[np.newaxis], self._scale_images, False)
+        if result is not None:
+            actions = result[1]
+        else:  # not on the CPU (or not float32): the torch inference path
+            obs = th.as_tensor(observation, device=network.out.weight.device)
+            with th.no_grad():
+                actions = self._predict(obs if extra else obs.unsqueeze(0)).cpu().numpy()
         return (actions if extra else actions.squeeze(0)), state
 
     def parameter_bytes(self) -> int:
