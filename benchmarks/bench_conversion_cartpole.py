@@ -1,4 +1,4 @@
-"""Benchmark: DQN (plain SB3, trained with the runner) on CartPole-v1 -> converted IF policy.
+"""Benchmark: a DQN trained by plain SB3 on CartPole-v1 -> converted IF policy.
 
 Conversion rate, score and SynOps per action for several T, readouts and roundings, with the DQN's own
 score under the same protocol (epsilon = 0.05, same episode seeds). Settings:
@@ -11,26 +11,38 @@ score under the same protocol (epsilon = 0.05, same episode seeds). Settings:
   on too (that layer is analog at readout time);
 * ``--readout rate``: spike counts of the output layer only.
 
-Train the teacher first (a few minutes on a CPU)::
+The record says how the teacher was trained: from the ``train.json`` that
+``bench_conversion_cartpole_train.py`` writes beside the model, or from the rl_zoo3-style log folder
+(``<run>/CartPole-v1/args.yml`` and ``config.yml``) that ``sb3-snn train`` writes.
+
+The teacher of ``benchmarks/results/conversion_cartpole.json`` (a few minutes on a CPU)::
 
     .venv/bin/sb3-snn train --algo dqn --env CartPole-v1 -conf zoo_configs/dqn.yml \
         -f benchmarks/out/logs --seed 0 --eval-freq 2500 --eval-episodes 10
-
-then::
-
     .venv/bin/python benchmarks/bench_conversion_cartpole.py --model-path \
-        benchmarks/out/logs/dqn/CartPole-v1_1/best_model.zip
+        benchmarks/out/logs/dqn/CartPole-v1_2/best_model.zip
+
+Other teachers (plain ``stable_baselines3.DQN``, see ``bench_conversion_cartpole_train.py``)::
+
+    .venv/bin/python benchmarks/bench_conversion_cartpole_train.py --preset zoo --seed 1
+    .venv/bin/python benchmarks/bench_conversion_cartpole.py --readout robust --model-path \
+        benchmarks/out/teachers/dqn_cartpole_zoo_seed1/best_model.zip \
+        --output benchmarks/results/cartpole_conversion_teacher_zoo_seed1_best.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch as th
+import yaml
 from stable_baselines3 import DQN
 
 from sb3_snn.conversion import convert
@@ -41,6 +53,71 @@ from bench_conversion_common import sweep_rows, write_record  # noqa: E402
 
 
 TARGET_RATE, TARGET_SCORE = 0.99, 0.95
+
+
+class _ZooLoader(yaml.SafeLoader):
+    """Safe YAML loader that also reads the ``!!python/object/apply:collections.OrderedDict`` that
+    rl_zoo3 (and ``sb3-snn train``) write into ``args.yml``/``config.yml``, as a plain dict."""
+
+
+def _ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+    (pairs,) = loader.construct_sequence(node, deep=True)  # [[key, value], ...]
+    return {key: value for key, value in pairs}
+
+
+_ZooLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
+
+
+def teacher_provenance(model_path: str | Path) -> dict[str, Any]:
+    """How the teacher at ``model_path`` was trained, from the files its training run left beside it.
+
+    ``train.json`` (``bench_conversion_cartpole_train.py``) is returned as it is (without the
+    evaluation curve); an rl_zoo3-style run folder gives the ``sb3-snn train`` command's arguments and
+    hyperparameters; otherwise only the path is known.
+
+    :param model_path: the ``.zip`` the benchmark converts
+    """
+    path = Path(model_path)
+    record = path.parent / "train.json"
+    if record.is_file():
+        data = json.loads(record.read_text())
+        return {"trained_by": "bench_conversion_cartpole_train.py (plain stable_baselines3.DQN)",
+                "model": path.stem, **{k: v for k, v in data.items() if k != "curve"}}
+    args_file = next(path.parent.glob("*/args.yml"), None)
+    if args_file is not None:
+        args = yaml.load(args_file.read_text(), Loader=_ZooLoader)
+        config_file = args_file.parent / "config.yml"
+        hyperparams = yaml.load(config_file.read_text(), Loader=_ZooLoader) if config_file.is_file() else None
+        command = (f"sb3-snn train --algo {args.get('algo')} --env {args.get('env')} -conf {args.get('conf_file')} "
+                   f"-f {args.get('log_folder')} --seed {args.get('seed')} --eval-freq {args.get('eval_freq')} "
+                   f"--eval-episodes {args.get('eval_episodes')}")
+        info = {"trained_by": "sb3-snn train (rl_zoo3 runner, plain SB3 DQN)", "model": path.stem,
+                "seed": args.get("seed"), "command": command, "hyperparameters": hyperparams}
+        evaluations = path.parent / "evaluations.npz"
+        if path.stem == "best_model" and evaluations.is_file():  # EvalCallback keeps the first best mean
+            with np.load(evaluations) as data:
+                means = data["results"].mean(axis=1)
+                best = int(np.argmax(means))
+                info["best_model"] = {"step": int(data["timesteps"][best]), "mean_return": float(means[best])}
+        return info
+    return {"trained_by": "unknown (no train.json or rl_zoo3 run folder beside the model)", "model": path.stem}
+
+
+def teacher_note(info: dict[str, Any]) -> str:
+    """One line of :func:`teacher_provenance` for the record's notes."""
+    parts = [f"teacher trained by {info['trained_by']}"]
+    if info.get("command"):
+        parts.append(f"command `{info['command']}`")
+    if info.get("seed") is not None:
+        parts.append(f"seed {info['seed']}")
+    if info.get("hyperparameters"):
+        parts.append(f"hyperparameters {json.dumps(info['hyperparameters'], sort_keys=True)}")
+    if info.get("total_timesteps"):
+        parts.append(f"{info['total_timesteps']} steps in {info.get('wall_seconds')} s")
+    chosen = info.get(info.get("model", ""))
+    if isinstance(chosen, dict) and chosen.get("step") is not None:
+        parts.append(f"{info['model']} = step {chosen['step']} (evaluation mean {chosen.get('mean_return')})")
+    return "; ".join(parts)
 
 
 def headline(details: list[dict], at: int = 500) -> str:
@@ -74,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 
+    teacher = teacher_provenance(args.model_path)
     model = DQN.load(args.model_path, device="cpu")
     env = gym.make("CartPole-v1")
     start = time.perf_counter()
@@ -90,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([".venv/bin/python", "benchmarks/bench_conversion_cartpole.py", *sys.argv[1:]]),
         "target": "conversion rate >= 99 % and score >= 95 % of the DQN at T = 500; robust beats rate at small T",
         "headline": headline(details, at=500 if 500 in args.timesteps else max(args.timesteps)),
-        "notes": [f"teacher {args.model_path} (plain SB3 DQN via sb3-snn train, zoo_configs/dqn.yml, seed 0)",
+        "notes": [f"teacher {args.model_path}: {teacher_note(teacher)}",
                   f"epsilon 0.05, {args.episodes} episodes per row, episode seeds {args.seed}.."
                   f"{args.seed + args.episodes - 1}; percentile {args.percentile}, {args.n_calibration} calibration "
                   f"frames (teacher plays, epsilon 0.05, seed {args.seed}); lambdas {policy.scales}; "
@@ -99,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                   "rounding round = V_thr/(2T) extra bias per step on hidden neurons (counts round instead of "
                   "floor; a plain bias, exported as such); readout robust_hidden is not the paper's (the last "
                   "hidden layer's leftover potential is passed on, so that layer is analog at readout time)"],
+        "teacher": teacher,
         "rows": sweep_rows(details, "DQN"),
         "details": details,
     }
