@@ -22,33 +22,51 @@ end of the window in which the beta-trained neuron would have fired from the bet
 zero gradient. Inputs must be positive (z = exp(t) > 0).
 
 Speed: the exact scan over all sorted prefixes touches [batch, out, in] values (hundreds of times
-an MLP on CPU). :func:`cvtc_spike_times` scans only where it must: a bound from one matrix product proves
+an MLP on CPU). Every method here scans only where it must: a bound from one matrix product proves
 for most (sample, neuron) pairs that V stays below 1 until the last input (then C is every input and
-W_C, N_C come from a GEMM); only the other pairs are searched: a few of them without sorting (V at
-every input time, O(in^2) per pair), many by sorting their samples' inputs once and scanning the
-prefixes. The result is exact either way.
-The default ``method="fast"`` runs this forward pass without autograd (:class:`CVTCFunction`) and
-computes the backward pass from the implicit derivatives of Eq. 9 restricted to the causal set
-(two GEMMs plus a masked correction for the scanned pairs); ``"auto"`` is the same algorithm through
-autograd and ``"scan"`` the straightforward batched scan, both kept as references.
+W_C, N_C come from a GEMM); only the other pairs are searched. The result is exact either way.
+The default ``method="fast"`` picks the fastest implementation for the tensors:
+
+* ``"fused"`` (CPU float32/float64): :class:`CVTCFusedFunction`, numba kernels in
+  :mod:`sb3_snn.layers.cvtc_kernels` for the forward and the backward pass. Per layer one kernel call
+  after (for large layers) two torch GEMMs: closed forms vectorised over neurons, the bound, and for
+  the pairs it leaves a search in float64 that stops at the first threshold crossing - without any sort
+  when a sample has few such pairs (coarse time buckets with a bound per bucket; only the bucket where
+  the neuron may fire is sorted), else after one argsort of the sample's inputs. Backward: the
+  implicit derivatives of Eq. 9 over each causal set (GEMMs plus a correction of the scanned pairs for
+  large layers, one kernel for small ones). The kernels compile on first use and are cached on disk.
+* ``"torch"`` (what CUDA runs): :class:`CVTCFunction`, the same algorithm in torch ops, forward without
+  autograd and the same hand-written backward; the uncertain pairs are searched without sorting
+  (V at every input time, O(in^2) per pair) when few, else by sorting their samples' inputs.
+
+``"auto"`` is the torch algorithm through autograd and ``"scan"`` the straightforward batched scan,
+both kept as references.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 #: beta of every CVTC layer in the paper's code.
 DEFAULT_BETA = 1e-3
 
-#: Methods of :func:`cvtc_spike_times`: ``"fast"`` (bound + partial scan, custom backward; default),
-#: ``"auto"`` (the same through autograd) or ``"scan"`` (scan everything through autograd).
-METHODS = ("fast", "auto", "scan")
+#: Methods of :func:`cvtc_spike_times`: ``"fast"`` (default: ``"fused"`` for float32/float64 CPU
+#: tensors, else ``"torch"``), ``"fused"`` (numba kernels for forward and backward, CPU only),
+#: ``"torch"`` (bound + partial scan in torch ops, hand-written backward), ``"auto"`` (the same
+#: through autograd) or ``"scan"`` (scan everything through autograd).
+METHODS = ("fast", "fused", "torch", "auto", "scan")
 
 
 class CVTCInfo(NamedTuple):
@@ -288,7 +306,8 @@ def _fast_forward(z: th.Tensor, weight: th.Tensor, beta: float, z_never: float) 
 
 
 class CVTCFunction(th.autograd.Function):
-    """Spike times of a CVTC layer with a hand-written backward pass (the ``"fast"`` method).
+    """Spike times of a CVTC layer with a hand-written backward pass in torch ops (the ``"torch"`` method;
+    what ``"fast"`` runs on CUDA).
 
     Forward (no autograd graph): :func:`_fast_forward`. Backward, from the implicit derivatives of
     beta z^2 + (W_C - 1) z - N_C = 0 with D = 2 beta z + W_C - 1 (= W_C - 1 under Mostafa):
@@ -335,6 +354,141 @@ class CVTCFunction(th.autograd.Function):
         return grad_z, grad_w, None, None, None
 
 
+_KERNELS: ModuleType | None = None
+_KERNELS_MISSING = False
+
+
+def _load_kernels_file() -> ModuleType:
+    """``cvtc_kernels.py`` loaded from its file, for when this file was loaded without its package. Its
+    compiled kernels are cached apart from the package's (numba's cache records the module name)."""
+    import numba
+
+    path = Path(__file__).with_name("cvtc_kernels.py")
+    spec = importlib.util.spec_from_file_location("cvtc_kernels", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]
+    cache_dir = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(path.parent / "__pycache__" / "standalone")
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        numba.config.CACHE_DIR = cache_dir
+    return module
+
+
+def _kernels() -> ModuleType | None:
+    """The numba kernels (:mod:`sb3_snn.layers.cvtc_kernels`), imported on first use (numba is slow to
+    import); ``None`` (with a warning, once) if numba cannot be imported."""
+    global _KERNELS, _KERNELS_MISSING
+    if _KERNELS is None and not _KERNELS_MISSING:
+        try:
+            try:
+                from sb3_snn.layers import cvtc_kernels as module
+            except ImportError as error:  # this file was loaded on its own (benchmarks without the package)
+                if getattr(error, "name", None) == "numba":
+                    raise
+                module = _load_kernels_file()
+            _KERNELS = module
+        except ImportError as error:
+            _KERNELS_MISSING = True
+            warnings.warn(f"CVTC layers run without the fused CPU kernels ({error}); install numba for speed", stacklevel=3)
+    return _KERNELS
+
+
+#: dtypes the fused kernels take, with the integer type of the same width (the sort reads bit patterns)
+_FUSED_KEYS = {th.float32: np.int32, th.float64: np.int64}
+
+
+def fused_available(z: th.Tensor, weight: th.Tensor) -> bool:
+    """Whether ``method="fast"`` runs the fused numba kernels for these tensors (CPU, float32 or float64,
+    one dtype, numba importable); otherwise it runs the torch implementation (:class:`CVTCFunction`).
+
+    :param z: input spike times
+    :param weight: the layer's weights
+    """
+    return (z.device.type == "cpu" and weight.device.type == "cpu" and z.dtype in _FUSED_KEYS and weight.dtype == z.dtype
+            and _kernels() is not None)
+
+
+#: :class:`CVTCFusedFunction` computes the sums as if every input were causal (and the backward pass) by
+#: torch GEMMs for layers with at least ``_GEMM_MIN_OUT`` neurons and ``_GEMM_MIN_WORK`` multiply-adds
+#: (batch x out x in), inside its kernels for smaller ones (a GEMM call there costs more than it computes).
+_GEMM_MIN_OUT = 16
+_GEMM_MIN_WORK = 2**18
+
+#: A sample with at most this many (sample, neuron) pairs left by the bound finds their causal sets
+#: without sorting its inputs (coarse time buckets, a bound per bucket, and a sort of one bucket only:
+#: ``_bucket_scan`` in :mod:`sb3_snn.layers.cvtc_kernels`); with more, one sort serves them all.
+_BUCKET_MAX_NEURONS = 4
+
+
+class CVTCFusedFunction(th.autograd.Function):
+    """Spike times of a CVTC layer by fused CPU kernels (the ``"fused"`` method, default on CPU).
+
+    Forward: ``z @ weight.T`` and ``z @ weight.clamp(min=0).T`` (N_C if every input is causal, and the
+    bound; two torch GEMMs for large layers, dot products inside the kernel for small ones), then one
+    call of :func:`sb3_snn.layers.cvtc_kernels.cvtc_forward`: closed forms, the bound, and the exact
+    causal sets of the pairs it leaves (coarse time buckets without a sort when a sample has few such
+    pairs, else one argsort of its inputs; a scan to the first crossing). Backward
+    (once differentiable): the implicit derivatives of :class:`CVTCFunction` over each pair's causal
+    set: for large layers ``G^T z`` and ``G @ weight`` as torch GEMMs (every input causal) and a
+    correction of the scanned pairs (:func:`sb3_snn.layers.cvtc_kernels.cvtc_backward_correct`), for
+    small ones a single kernel (:func:`sb3_snn.layers.cvtc_kernels.cvtc_backward_direct`). Keeps
+    ``z``, ``weight``, ``z_out``, ``1/D`` and the threshold (first non-causal input time) per pair, and
+    the list of scanned pairs. CPU tensors, float32 or float64, one dtype.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: th.Tensor, weight: th.Tensor, beta: float, z_never: float, sink: list) -> th.Tensor:  # type: ignore[override]
+        z_c, w_c = z.detach().contiguous(), weight.detach().contiguous()
+        (batch, n_in), n_out = z_c.shape, w_c.shape[0]
+        gemm = n_out >= _GEMM_MIN_OUT and batch * n_out * n_in >= _GEMM_MIN_WORK
+        work = z_c.new_empty(4, batch, n_out)  # z @ w.T, z @ w+.T (every input causal); then 1/D, threshold
+        if gemm:
+            th.mm(z_c, w_c.t(), out=work[0])
+            th.mm(z_c, w_c.clamp_min(0).t(), out=work[1])
+        z_out = z_c.new_empty(batch, n_out)
+        flags = th.empty(2, batch, n_out, dtype=th.bool)  # fired, beta_only
+        pairs = th.empty(batch * n_out, dtype=th.int64)
+        z_np = z_c.numpy()
+        kernels = _kernels()
+        assert kernels is not None, "fused_available() is False without numba"
+        n_scanned = kernels.cvtc_forward(z_np, z_np.view(_FUSED_KEYS[z_c.dtype]), w_c.numpy(), work.numpy(), not gemm, beta,
+                                         z_never, z_out.numpy(), flags.numpy(), pairs.numpy(), _BUCKET_MAX_NEURONS)
+        fired, beta_only = flags.unbind(0)
+        sink.append(CVTCInfo(fired, beta_only, n_scanned / max(1, batch * n_out)))
+        ctx.gemm, ctx.n_scanned = gemm, n_scanned
+        ctx.save_for_backward(z_c, w_c, z_out, work, pairs)
+        return z_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: th.Tensor) -> tuple[th.Tensor | None, ...]:  # type: ignore[override]
+        z, weight, z_out, work, pairs = ctx.saved_tensors
+        need_z, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_z or need_w):
+            return None, None, None, None, None
+        kernels = _kernels()
+        assert kernels is not None
+        grad_out = grad_out.to(z_out.dtype).contiguous()
+        if not ctx.gemm:
+            grad_z = th.empty_like(z) if need_z else z.new_empty(0, 0)
+            grad_w = th.empty_like(weight) if need_w else weight.new_empty(0, 0)
+            kernels.cvtc_backward_direct(z.numpy(), weight.numpy(), z_out.numpy(), work.numpy(), grad_out.numpy(),
+                                         grad_z.numpy(), grad_w.numpy(), need_z, need_w)
+        else:
+            batch = z.shape[0]
+            g = z_out.new_empty(batch + 1, z_out.shape[1])  # G = dL/dz_out / D, and -sum_b G z_out
+            kernels.cvtc_backward_weights(grad_out.numpy(), work.numpy(), z_out.numpy(), g.numpy())
+            g_pairs = g[:batch]
+            grad_w = th.addmm(g[batch].unsqueeze(1), g_pairs.t(), z) if need_w else weight.new_empty(0, 0)
+            grad_z = g_pairs @ weight if need_z else z.new_empty(0, 0)  # sum_j G w_ji
+            if ctx.n_scanned:
+                kernels.cvtc_backward_correct(z.numpy(), weight.numpy(), z_out.numpy(), g.numpy(), work.numpy(),
+                                              pairs.numpy()[: ctx.n_scanned], grad_z.numpy(), grad_w.numpy(), need_z, need_w)
+        return (grad_z if need_z else None), (grad_w if need_w else None), None, None, None
+
+
 def cvtc_spike_times(
     z: th.Tensor,
     weight: th.Tensor,
@@ -350,9 +504,12 @@ def cvtc_spike_times(
     :param beta: the beta of Eq. 9; ``0`` means Mostafa's Eq. 4
     :param mostafa: use Eq. 4 (no beta term) whatever ``beta`` is
     :param z_never: what a neuron that never fires (Mostafa only) returns; default :func:`default_z_never`
-    :param method: ``"fast"`` scans only the pairs a bound cannot settle and backpropagates through
-        :class:`CVTCFunction`; ``"auto"`` is the same through autograd; ``"scan"`` scans all pairs
-        through autograd (slow, the straightforward batched algorithm). Same result.
+    :param method: ``"fast"`` (default) is ``"fused"`` for CPU tensors of one dtype, float32 or float64
+        (see :func:`fused_available`), else ``"torch"``. ``"fused"``: numba kernels for the forward and
+        backward passes (:class:`CVTCFusedFunction`). ``"torch"``: the same algorithm (scan only the pairs
+        a bound cannot settle, hand-written backward) in torch ops (:class:`CVTCFunction`, what CUDA
+        runs); ``"auto"`` is that through autograd; ``"scan"`` scans all pairs through autograd (slow,
+        the straightforward batched algorithm). Same result to float rounding.
     :return: ``[batch, out]`` spike times and a :class:`CVTCInfo`
     """
     if method not in METHODS:
@@ -362,7 +519,19 @@ def cvtc_spike_times(
     z_never = default_z_never(beta) if z_never is None else float(z_never)
     beta_eff = 0.0 if mostafa else float(beta)
     batch, n_out = z.shape[0], weight.shape[0]
-    if method == "fast":
+    if method in ("fast", "fused"):
+        if fused_available(z, weight):
+            method = "fused"
+        elif method == "fused":
+            raise ValueError(f"method 'fused' needs CPU tensors of one dtype, float32 or float64; got {z.device}/{z.dtype} "
+                             f"and {weight.device}/{weight.dtype}")
+        else:
+            method = "torch"
+    if method == "fused":
+        info_sink: list[CVTCInfo] = []
+        z_out = CVTCFusedFunction.apply(z, weight, beta_eff, z_never, info_sink)
+        return z_out, info_sink[0]
+    if method == "torch":
         sink: list[_FastState] = []
         z_out = CVTCFunction.apply(z, weight, beta_eff, z_never, sink)
         state = sink[0]
@@ -416,7 +585,8 @@ class CVTCLinear(nn.Module):
     :param z_never: the finite spike time a never-firing neuron returns under Mostafa (default ``1/beta``)
     :param init: ``"normal"`` (mean 1.5/in, sd 5/in, the paper's MountainCar code) or ``"xavier_uniform"``
         (its CartPole code)
-    :param method: ``"fast"`` (default), ``"auto"`` or ``"scan"``, see :func:`cvtc_spike_times`
+    :param method: ``"fast"`` (default: ``"fused"`` on CPU, ``"torch"`` on CUDA), ``"fused"``, ``"torch"``,
+        ``"auto"`` or ``"scan"``, see :func:`cvtc_spike_times`
     """
 
     def __init__(
@@ -483,4 +653,15 @@ def spike_time(z: th.Tensor) -> th.Tensor:
     return th.log(z)
 
 
-__all__ = ["CVTCFunction", "CVTCInfo", "CVTCLinear", "DEFAULT_BETA", "METHODS", "cvtc_spike_times", "default_z_never", "spike_time"]
+__all__ = [
+    "CVTCFunction",
+    "CVTCFusedFunction",
+    "CVTCInfo",
+    "CVTCLinear",
+    "DEFAULT_BETA",
+    "METHODS",
+    "cvtc_spike_times",
+    "default_z_never",
+    "fused_available",
+    "spike_time",
+]
