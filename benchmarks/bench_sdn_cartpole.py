@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,6 @@ from stable_baselines3.common.env_util import make_vec_env
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sdn_common import (  # noqa: E402
     latency_comparison,
-    latency_ms,
     score_lines,
     write_latency_record,
     latency_text,
@@ -77,8 +77,7 @@ def distil(teacher_path: Path, args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - start
     final = play(student, make_vec_env("CartPole-v1", n_envs=1, seed=args.eval_seed), args.final_episodes, teacher=teacher)
     student_bytes = student.policy.parameter_bytes()
-    obs1 = th.as_tensor(np.zeros((1, 4), np.float32))
-    return {
+    row = {
         "teacher_path": str(teacher_path.relative_to(ROOT)), "teacher_algo": type(teacher_model).__name__,
         "teacher": teacher_eval, "student": final, "student_over_teacher": final["mean"] / teacher_eval["mean"],
         "student_bytes": student_bytes,
@@ -87,8 +86,12 @@ def distil(teacher_path: Path, args: argparse.Namespace) -> dict:
         "size_ratio_all": teacher.parameter_bytes(acting_only=False) / student_bytes,
         "student_curve": curve, "student_steps_to_95pct": reached, "distillation_seconds": seconds,
         "student_updates": student._n_updates, "student_settings": {**settings, "policy": policy},
-        "latency_ms_student": latency_ms(student.policy, obs1), "latency_ms_teacher": latency_ms(teacher.logits, obs1),
     }
+    if student.device.type == "cpu":  # the same comparison as --latency-only
+        latency = latency_comparison(student, teacher_model, eval_env.reset(), args.latency_repeats)
+        row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
+                   latency_ratio=latency["ratio_predict"], latency_forward_ratio=latency["ratio_forward"])
+    return row
 
 
 def dqn_from_scratch(log_dir: Path, target: float) -> dict:
@@ -125,7 +128,7 @@ def latency_only(args: argparse.Namespace) -> None:
     (every operation is dense).
     """
     record = json.loads(args.out.read_text()) if args.out.is_file() else {
-        "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": "CartPole-v1", "teachers": {}}
+        "command": shlex.join(["python", *sys.argv]), "machine": machine(), "env": "CartPole-v1", "teachers": {}}
     env = make_vec_env("CartPole-v1", n_envs=1, seed=args.eval_seed)
     obs = env.reset()
     settings = student_settings()
@@ -142,7 +145,7 @@ def latency_only(args: argparse.Namespace) -> None:
             latency_ratio=latency["ratio_predict"], latency_forward_ratio=latency["ratio_forward"])
         lines.append(latency_text(f"{name} teacher", latency))
         print(name, json.dumps(latency), flush=True)
-    command = " ".join(["python", *sys.argv])
+    command = shlex.join(["python", *sys.argv])
     record["latency"] = {"command": command, "machine": machine(), "teachers": measured}
     write_latency_record(record, score_lines(record.get("teachers", {})), lines, command, args.out)
 
@@ -169,7 +172,7 @@ def main() -> None:
     if args.latency_only:
         latency_only(args)
         return
-    record = {"command": " ".join(["python", *sys.argv]), "machine": machine(), "env": "CartPole-v1", "teachers": {}}
+    record = {"command": shlex.join(["python", *sys.argv]), "machine": machine(), "env": "CartPole-v1", "teachers": {}}
     for name, path in (("dqn", args.dqn_teacher.resolve()), ("ppo", args.ppo_teacher.resolve())):
         record["teachers"][name] = distil(path, args)
         print(name, json.dumps({k: v for k, v in record["teachers"][name].items() if "curve" not in k}, default=str))

@@ -75,24 +75,6 @@ def play(model: Any, env: VecEnv, episodes: int, teacher: Teacher | None = None,
     return result
 
 
-def latency_ms(forward: Any, obs: th.Tensor, repeats: int = 300) -> float:
-    """Median milliseconds of ``forward(obs)`` (no grad), after a warm-up.
-
-    :param forward: a callable taking a batch
-    :param obs: the batch (one observation for per-action latency)
-    :param repeats: timed calls
-    """
-    times = []
-    with th.no_grad():
-        for _ in range(20):
-            forward(obs)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            forward(obs)
-            times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
-
-
 def steps_per_second(train: Any, gradient_steps: int) -> float:
     """Gradient steps per second of ``train(gradient_steps)`` (one warm-up call first)."""
     train(5)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,6 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sdn_common import (  # noqa: E402
     latency_comparison,
-    latency_ms,
     score_lines,
     write_latency_record,
     latency_text,
@@ -80,7 +80,7 @@ def latency_only(args: argparse.Namespace) -> None:
     ``latency`` only.
     """
     record = json.loads(args.out.read_text()) if args.out.is_file() else {
-        "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "rows": {}}
+        "command": shlex.join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "rows": {}}
     teacher_model = load_teacher(args.teacher, device="cpu")
     env = make_env(0)
     obs = env.reset()
@@ -109,7 +109,7 @@ def latency_only(args: argparse.Namespace) -> None:
         which = f"rows {'/'.join(latency['rows'])}" if latency["rows"] else f"shape of {'/'.join(latency['extra'])} (no score row)"
         label = f"{encoding}{norm} student (T={latency['student_n_steps']}, untrained), {which}"
         lines.append(latency_text(label, latency))
-    command = " ".join(["python", *sys.argv])
+    command = shlex.join(["python", *sys.argv])
     record["latency_ms_teacher"] = next(iter(measured.values()))["teacher_predict_ms"]
     record["latency"] = {"command": command, "machine": machine(), "teacher_path": args.teacher,
                          "students": list(measured.values())}
@@ -129,14 +129,17 @@ def run_row(name: str, teacher_model, args: argparse.Namespace) -> dict:
     student.learn(args.steps)
     seconds = time.perf_counter() - start
     result = play(student, make_env(args.eval_seed), args.eval_episodes, teacher=teacher, max_steps=args.max_eval_steps)
-    obs1 = th.as_tensor(make_env(0).reset(), device=student.device)
-    return {
+    row = {
         "steps": args.steps, "seconds": seconds, "updates": student._n_updates,
         "settings": {**settings, "policy_kwargs": policy_kwargs}, "student": result,
         "student_bytes": student.policy.parameter_bytes(),
-        "latency_ms_student": latency_ms(student.policy, obs1),
         "distillation_steps_per_s": steps_per_second(lambda n: student.train(n, 32), 50),
     }
+    if student.device.type == "cpu":  # the same comparison as --latency-only (on a GPU run: measure it with that)
+        latency = latency_comparison(student, teacher_model, make_env(0).reset(), args.latency_repeats)
+        row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
+                   latency_speedup=latency["ratio_predict"], latency_forward_speedup=latency["ratio_forward"])
+    return row
 
 
 def main() -> None:
@@ -168,12 +171,11 @@ def main() -> None:
         return
     teacher_model = load_teacher(args.teacher, device=args.device)
     teacher = Teacher(teacher_model)
-    obs1 = th.as_tensor(make_env(0).reset(), device=teacher_model.device)
     record = {
-        "command": " ".join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "device": args.device,
+        "command": shlex.join(["python", *sys.argv]), "machine": machine(), "env": ENV_ID, "device": args.device,
         "teacher_path": args.teacher, "teacher_bytes_acting": teacher.parameter_bytes(),
         "teacher_bytes_all": teacher.parameter_bytes(acting_only=False),
-        "latency_ms_teacher": latency_ms(teacher.logits, obs1), "paper_table1": PAPER_TABLE1, "rows": {},
+        "paper_table1": PAPER_TABLE1, "rows": {},
     }
     fixture_eval = Path(args.teacher).resolve().parent / "eval.json"
     if args.teacher_episodes:
@@ -184,7 +186,6 @@ def main() -> None:
     for name in args.rows.split(","):
         row = run_row(name, teacher_model, args)
         row["size_ratio_acting"] = record["teacher_bytes_acting"] / row["student_bytes"]
-        row["latency_speedup"] = record["latency_ms_teacher"] / row["latency_ms_student"]
         record["rows"][name] = row
         print(name, json.dumps({k: v for k, v in row.items() if k != "settings"}, default=str), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

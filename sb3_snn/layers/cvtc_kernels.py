@@ -50,6 +50,24 @@ _LARGE_BUCKET = 32
 _TINY = 2.2250738585072014e-308
 
 
+@njit(cache=True)
+def _insertion_sort(keys: np.ndarray, items: np.ndarray, n: int) -> None:  # pragma: no cover - numba
+    """Sort ``keys[:n]`` ascending in place and move ``items[:n]`` alike; stable (ties keep their order).
+    Fast on nearly sorted or short runs, which is how the kernels call it."""
+    for p in range(1, n):
+        k = keys[p]
+        if keys[p - 1] <= k:
+            continue
+        item = items[p]
+        q = p - 1
+        while q >= 0 and keys[q] > k:
+            keys[q + 1] = keys[q]
+            items[q + 1] = items[q]
+            q -= 1
+        keys[q + 1] = k
+        items[q + 1] = item
+
+
 @njit(cache=True, error_model="numpy")
 def _argsort_positive(
     values: np.ndarray, keys: np.ndarray, order: np.ndarray, sorted_keys: np.ndarray, counts: np.ndarray
@@ -104,18 +122,7 @@ def _argsort_positive(
                 order[start:end] = order[start:end][local]
                 sorted_keys[start:end] = sorted_keys[start:end][local]
             start = end
-    for p in range(1, n):  # insertion sort on the keys (ties keep their order: stable)
-        k = sorted_keys[p]
-        if sorted_keys[p - 1] <= k:
-            continue
-        i = order[p]
-        q = p - 1
-        while q >= 0 and sorted_keys[q] > k:
-            sorted_keys[q + 1] = sorted_keys[q]
-            order[q + 1] = order[q]
-            q -= 1
-        sorted_keys[q + 1] = k
-        order[q + 1] = i
+    _insertion_sort(sorted_keys, order, n)  # finishes the bucketed order (stable)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -303,16 +310,7 @@ def _bucket_scan(
             local = np.argsort(member_keys[:c], kind="mergesort")
             members[:c] = members[:c][local]
         else:
-            for p in range(1, c):  # insertion sort on the keys (stable)
-                k = member_keys[p]
-                i = members[p]
-                t = p - 1
-                while t >= 0 and member_keys[t] > k:
-                    member_keys[t + 1] = member_keys[t]
-                    members[t + 1] = members[t]
-                    t -= 1
-                member_keys[t + 1] = k
-                members[t + 1] = i
+            _insertion_sort(member_keys, members, c)
         for t in range(c):
             i = members[t]
             z_next = np.float64(zb[i])
