@@ -55,6 +55,9 @@ ROWS = {
     "frames+mse_softmax": ({}, {"distillation_loss": "mse_softmax"}),
     "frames+mse_minmax": ({}, {"distillation_loss": "mse_minmax"}),
     "frames+mse_onehot": ({}, {"distillation_loss": "mse_onehot"}),
+    # the loss ablation on the zoo config's frames+tdBN student
+    "frames+tdbn+hard_ce": ({"norm": "tdbn"}, {"distillation_loss": "hard_ce"}),
+    "frames+tdbn+mse_softmax": ({"norm": "tdbn"}, {"distillation_loss": "mse_softmax"}),
 }
 PAPER_TABLE1 = {"teacher_kb": 892, "student_kb": [5, 50], "note": "paper: ~200x smaller, student score close to teacher"}
 
