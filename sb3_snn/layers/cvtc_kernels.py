@@ -209,16 +209,6 @@ def _bucket_sums(
     """
     n_neurons = neurons.shape[0]
     sums[:n_neurons, :, :n_used] = 0.0
-    if n_neurons == 1:
-        row = weight[neurons[0]]
-        acc = sums[0]
-        for i in range(zb.shape[0]):
-            q = bucket[i]
-            w = np.float64(row[i])
-            acc[0, q] += w
-            acc[1, q] += w * np.float64(zb[i])
-            acc[2, q] += max(w, 0.0)
-        return
     for u in range(0, n_neurons - 1, 2):  # two neurons per pass share the loads of the input and its bucket
         row_a = weight[neurons[u]]
         row_b = weight[neurons[u + 1]]
@@ -235,7 +225,7 @@ def _bucket_sums(
             acc_b[0, q] += w
             acc_b[1, q] += w * zi
             acc_b[2, q] += max(w, 0.0)
-    if n_neurons % 2:
+    if n_neurons % 2:  # the last (or only) neuron alone
         row = weight[neurons[n_neurons - 1]]
         acc = sums[n_neurons - 1]
         for i in range(zb.shape[0]):
