@@ -42,30 +42,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-import yaml
 from stable_baselines3 import DQN
 
 from sb3_snn.conversion import convert
 from sb3_snn.conversion.evaluation import format_table, sweep
+from sb3_snn.zoo.experiment import read_zoo_yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_conversion_common import sweep_rows, write_record  # noqa: E402
 
 
 TARGET_RATE, TARGET_SCORE = 0.99, 0.95
-
-
-class _ZooLoader(yaml.SafeLoader):
-    """Safe YAML loader that also reads the ``!!python/object/apply:collections.OrderedDict`` that
-    rl_zoo3 (and ``sb3-snn train``) write into ``args.yml``/``config.yml``, as a plain dict."""
-
-
-def _ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-    (pairs,) = loader.construct_sequence(node, deep=True)  # [[key, value], ...]
-    return {key: value for key, value in pairs}
-
-
-_ZooLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
 
 
 def teacher_provenance(model_path: str | Path) -> dict[str, Any]:
@@ -85,9 +72,9 @@ def teacher_provenance(model_path: str | Path) -> dict[str, Any]:
                 "model": path.stem, **{k: v for k, v in data.items() if k != "curve"}}
     args_file = next(path.parent.glob("*/args.yml"), None)
     if args_file is not None:
-        args = yaml.load(args_file.read_text(), Loader=_ZooLoader)
+        args = read_zoo_yaml(args_file)
         config_file = args_file.parent / "config.yml"
-        hyperparams = yaml.load(config_file.read_text(), Loader=_ZooLoader) if config_file.is_file() else None
+        hyperparams = read_zoo_yaml(config_file) if config_file.is_file() else None
         command = (f"sb3-snn train --algo {args.get('algo')} --env {args.get('env')} -conf {args.get('conf_file')} "
                    f"-f {args.get('log_folder')} --seed {args.get('seed')} --eval-freq {args.get('eval_freq')} "
                    f"--eval-episodes {args.get('eval_episodes')}")

@@ -33,6 +33,7 @@ from stable_baselines3.common.env_util import make_vec_env
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sdn_common import (  # noqa: E402
     latency_comparison,
+    latency_fields,
     score_lines,
     write_latency_record,
     latency_text,
@@ -89,8 +90,7 @@ def distil(teacher_path: Path, args: argparse.Namespace) -> dict:
     }
     if student.device.type == "cpu":  # the same comparison as --latency-only
         latency = latency_comparison(student, teacher_model, eval_env.reset(), args.latency_repeats)
-        row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
-                   latency_ratio=latency["ratio_predict"], latency_forward_ratio=latency["ratio_forward"])
+        row.update(latency_fields(latency, "latency_ratio", "latency_forward_ratio"))
     return row
 
 
@@ -140,9 +140,7 @@ def latency_only(args: argparse.Namespace) -> None:
         latency = latency_comparison(student, load_teacher(path), obs, args.latency_repeats)
         latency["teacher_path"] = str(path.relative_to(ROOT))
         measured[name] = latency
-        record["teachers"].setdefault(name, {}).update(
-            latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
-            latency_ratio=latency["ratio_predict"], latency_forward_ratio=latency["ratio_forward"])
+        record["teachers"].setdefault(name, {}).update(latency_fields(latency, "latency_ratio", "latency_forward_ratio"))
         lines.append(latency_text(f"{name} teacher", latency))
         print(name, json.dumps(latency), flush=True)
     command = shlex.join(["python", *sys.argv])

@@ -107,16 +107,6 @@ def interleaved_latency(calls: dict[str, Callable[[], Any]], repeats: int = 500,
             for name in calls}
 
 
-def interleaved_latency_ms(calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30) -> dict[str, float]:
-    """Median thread CPU milliseconds per call of each callable (:func:`interleaved_latency`).
-
-    :param calls: name -> a callable taking no argument
-    :param repeats: timed calls of each
-    :param warmup: untimed calls of each first
-    """
-    return {name: value["cpu_ms"] for name, value in interleaved_latency(calls, repeats, warmup).items()}
-
-
 def acting_forward(model: BaseAlgorithm) -> Callable[[th.Tensor], th.Tensor]:
     """The teacher's acting network as one call on raw observations (preprocessing included, no
     distribution object): ``q_net`` of a DQN, features + actor + ``action_net`` of a PPO / A2C."""
@@ -196,6 +186,18 @@ def latency_comparison(student: SDN, teacher: BaseAlgorithm, obs: np.ndarray, re
         student_bytes=sum(p.numel() * p.element_size() for p in policy.network.parameters()),
     )
     return result
+
+
+def latency_fields(latency: dict[str, Any], ratio: str, forward_ratio: str) -> dict[str, float]:
+    """The latency entries of a result row from a :func:`latency_comparison`: student and teacher
+    ``predict`` milliseconds, and their ratios under the row layout's key names.
+
+    :param latency: a :func:`latency_comparison` result
+    :param ratio: the key of teacher/student ``predict`` (``latency_speedup`` on Pong, ``latency_ratio`` on CartPole)
+    :param forward_ratio: the key of teacher/student raw forward
+    """
+    return {"latency_ms_student": latency["student_predict_ms"], "latency_ms_teacher": latency["teacher_predict_ms"],
+            ratio: latency["ratio_predict"], forward_ratio: latency["ratio_forward"]}
 
 
 def latency_text(name: str, latency: dict[str, Any]) -> str:

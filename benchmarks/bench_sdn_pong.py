@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sdn_common import (  # noqa: E402
     latency_comparison,
+    latency_fields,
     score_lines,
     write_latency_record,
     latency_text,
@@ -104,8 +105,7 @@ def latency_only(args: argparse.Namespace) -> None:
         latency["rows" if name in rows else "extra"].append(name)
         if name in rows:
             row = record.setdefault("rows", {}).setdefault(name, {})
-            row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
-                       latency_speedup=latency["ratio_predict"], latency_forward_speedup=latency["ratio_forward"])
+            row.update(latency_fields(latency, "latency_speedup", "latency_forward_speedup"))
     for latency in measured.values():
         encoding = latency["policy_kwargs"].get("encoding", "frames")
         norm = "+tdBN" if latency["policy_kwargs"].get("norm") else ""
@@ -140,8 +140,7 @@ def run_row(name: str, teacher_model, args: argparse.Namespace) -> dict:
     }
     if student.device.type == "cpu":  # the same comparison as --latency-only (on a GPU run: measure it with that)
         latency = latency_comparison(student, teacher_model, make_env(0).reset(), args.latency_repeats)
-        row.update(latency_ms_student=latency["student_predict_ms"], latency_ms_teacher=latency["teacher_predict_ms"],
-                   latency_speedup=latency["ratio_predict"], latency_forward_speedup=latency["ratio_forward"])
+        row.update(latency_fields(latency, "latency_speedup", "latency_forward_speedup"))
     return row
 
 

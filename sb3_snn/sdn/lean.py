@@ -43,6 +43,8 @@ import torch as th
 from numba import njit
 from torch import nn
 
+from sb3_snn.sdn.network import fold_norm
+
 if TYPE_CHECKING:  # pragma: no cover
     from sb3_snn.sdn.network import SpikingStudent
 
@@ -313,10 +315,7 @@ def _folded(synapse: nn.Module, norm: nn.Module | None) -> tuple[np.ndarray, np.
     weight = synapse.weight.detach().double().cpu().numpy()
     bias = np.zeros(weight.shape[0]) if synapse.bias is None else synapse.bias.detach().double().cpu().numpy()
     if isinstance(norm, nn.modules.batchnorm._BatchNorm):
-        scale = (norm.weight.detach().double() / th.sqrt(norm.running_var.detach().double() + norm.eps)).cpu().numpy()
-        shift = norm.bias.detach().double().cpu().numpy() - norm.running_mean.detach().double().cpu().numpy() * scale
-        weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
-        bias = bias * scale + shift
+        weight, bias = fold_norm(weight, bias, norm)
     return weight, bias
 
 

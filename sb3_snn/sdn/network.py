@@ -497,13 +497,24 @@ def _synapse(synapse: nn.Module, x: th.Tensor) -> th.Tensor:
     return nn.functional.conv2d(x, synapse.weight, synapse.bias, synapse.stride, synapse.padding, synapse.dilation, synapse.groups)
 
 
-def _fold_norm(layer: Layer, bn: nn.modules.batchnorm._BatchNorm) -> Layer:
-    """``layer`` with the (evaluation-mode) batch normalisation that follows it folded into its weights."""
+def fold_norm(weight: np.ndarray, bias: np.ndarray | None, bn: nn.modules.batchnorm._BatchNorm) -> tuple[np.ndarray, np.ndarray]:
+    """Weight and bias of a synapse with the (evaluation-mode) batch normalisation that follows it folded
+    in: ``w * s`` and ``b * s + beta - mean * s`` per output channel, ``s = gamma / sqrt(var + eps)`` (float64).
+
+    :param weight: ``[out, ...]`` the synapse's weight
+    :param bias: ``[out]`` its bias, or ``None``
+    :param bn: the batch normalisation after it
+    """
     scale = (bn.weight.detach().double() / th.sqrt(bn.running_var.detach().double() + bn.eps)).cpu().numpy()
     shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.detach().double().cpu().numpy() * scale
-    bias = np.zeros_like(scale) if layer.bias is None else layer.bias
-    weight = layer.weight * scale.reshape(-1, *([1] * (layer.weight.ndim - 1)))
-    return dataclasses.replace(layer, weight=weight, bias=bias * scale + shift)
+    bias = np.zeros_like(scale) if bias is None else bias
+    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), bias * scale + shift
+
+
+def _fold_norm(layer: Layer, bn: nn.modules.batchnorm._BatchNorm) -> Layer:
+    """``layer`` with the (evaluation-mode) batch normalisation that follows it folded into its weights."""
+    weight, bias = fold_norm(layer.weight, layer.bias, bn)
+    return dataclasses.replace(layer, weight=weight, bias=bias)
 
 
 def _needs_flatten(layers: list[Layer], flat_input: tuple[int, ...]) -> bool:

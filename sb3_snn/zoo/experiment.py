@@ -32,6 +32,16 @@ def _ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> dict:
 _ZooArgsLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
 
 
+def read_zoo_yaml(path: str | os.PathLike) -> dict:
+    """An rl_zoo3 run's ``args.yml`` or ``config.yml`` (``OrderedDict`` dumps) as a plain dict, read
+    safely (no arbitrary objects constructed); ``{}`` for an empty file.
+
+    :param path: the YAML file
+    """
+    with open(path) as file:
+        return yaml.load(file, Loader=_ZooArgsLoader) or {}
+
+
 @dataclass
 class ZooExperiment:
     """A trained agent found in an rl_zoo3 log folder, with an environment made like its training one.
@@ -90,8 +100,7 @@ def load_experiment(args: argparse.Namespace, n_envs: int = 1) -> ZooExperiment:
     env_kwargs = hyperparams.pop("env_kwargs", None) or {}
     args_path = os.path.join(stats_path, "args.yml")
     if os.path.isfile(args_path):
-        with open(args_path) as file:
-            saved_args = yaml.load(file, Loader=_ZooArgsLoader) or {}
+        saved_args = read_zoo_yaml(args_path)
         env_kwargs = saved_args.get("env_kwargs") or env_kwargs
 
     env = create_test_env(
