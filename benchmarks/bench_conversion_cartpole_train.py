@@ -14,7 +14,10 @@ Presets (``--preset``):
 * ``zoo-64``: the same hyperparameters with SB3's default ``net_arch=[64, 64]``;
 * ``zoo-gamma0.9``: the same with ``gamma=0.9`` -- tried *for the conversion*, not as a zoo user would:
   it bounds the Q-values near ``1/(1 - gamma) = 10`` (the best-converting teacher had small Q-values);
-  it did not convert better.
+  it did not convert better;
+* ``zoo-gamma0.95`` / ``zoo-gamma0.97``: the same with ``gamma=0.95`` / ``0.97`` (Q-values near 20 / 33, the
+  scale of the best-converting teacher, with a horizon long enough to balance the pole) -- also tried *for the
+  conversion*.
 
 Example (one core, a few minutes)::
 
@@ -59,6 +62,8 @@ PRESETS: dict[str, tuple[int, dict[str, Any]]] = {
     "zoo-long": (100_000, ZOO_CARTPOLE),
     "zoo-64": (50_000, {**ZOO_CARTPOLE, "policy_kwargs": {"net_arch": [64, 64]}}),
     "zoo-gamma0.9": (50_000, {**ZOO_CARTPOLE, "gamma": 0.9}),
+    "zoo-gamma0.95": (50_000, {**ZOO_CARTPOLE, "gamma": 0.95}),
+    "zoo-gamma0.97": (50_000, {**ZOO_CARTPOLE, "gamma": 0.97}),
 }
 
 
