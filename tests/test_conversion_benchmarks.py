@@ -33,7 +33,10 @@ def test_zoo_preset_is_rl_zoo3s_cartpole_dqn() -> None:
 def test_presets_differ_from_zoo_only_where_documented() -> None:
     """Each variant changes what its name says and nothing else."""
     changed = {name: {k for k in ZOO_CARTPOLE if params[k] != ZOO_CARTPOLE[k]} for name, (_, params) in PRESETS.items()}
-    assert changed == {"zoo": set(), "zoo-long": set(), "zoo-64": {"policy_kwargs"}, "zoo-gamma0.9": {"gamma"}}
+    assert changed == {"zoo": set(), "zoo-long": set(), "zoo-64": {"policy_kwargs"}, "zoo-gamma0.9": {"gamma"},
+                       "zoo-gamma0.95": {"gamma"}, "zoo-gamma0.97": {"gamma"}}
+    assert {name: params["gamma"] for name, (_, params) in PRESETS.items() if name.startswith("zoo-gamma")} == {
+        "zoo-gamma0.9": 0.9, "zoo-gamma0.95": 0.95, "zoo-gamma0.97": 0.97}
     assert PRESETS["zoo-long"][0] > PRESETS["zoo"][0]
 
 
