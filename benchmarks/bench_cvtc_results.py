@@ -83,11 +83,11 @@ def _run_id(folder: Path, env: str, seed: int, row: str) -> int | None:
 
 def trained_command(row: str, env: str, seed: int, folder: Path, run: Path) -> list[str]:
     """:func:`row_command`'s arguments with the evaluation settings the zoo run at ``run`` recorded in its
-    ``args.yml`` (``--evaluate-only`` re-evaluates runs trained with other settings than today's defaults)."""
+    ``args.yml`` (a re-evaluated run may have been trained with other settings than today's defaults)."""
     from sb3_snn.zoo.experiment import read_zoo_yaml
 
     saved = read_zoo_yaml(run / env / "args.yml")
-    return row_command(row, env, seed, folder, int(saved.get("eval_freq", 2500)), int(saved.get("eval_episodes", 5)))[1]
+    return row_command(row, env, seed, folder, int(saved["eval_freq"]), int(saved["eval_episodes"]))[1]
 
 
 def evaluate(algo: str, env: str, model_path: Path, episodes: int, seed: int,
@@ -166,14 +166,13 @@ def main() -> None:
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(train, plan))
-    for row, seed, algo, argv in plan:
+    for row, seed, algo, _ in plan:
         run_id = _run_id(args.folder / algo, args.env, seed, row)
         if run_id is None:
             print(f"no {row} run of seed {seed} in {args.folder / algo}", flush=True)
             continue
         run = args.folder / algo / f"{args.env}_{run_id}"
-        if args.evaluate_only:  # the command this run was trained with (its own evaluation settings)
-            argv = trained_command(row, args.env, seed, args.folder, run)
+        argv = trained_command(row, args.env, seed, args.folder, run)  # what this run was trained with
         for label, path in (("final", run / f"{args.env}.zip"), ("best", run / "best_model.zip")):
             if not path.is_file():
                 continue
