@@ -9,6 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
+import torch as th
+from torch import nn
+
+from sb3_snn.conversion import collect_calibration_frames, extract_network
+from sb3_snn.conversion.extract import SourceNetwork
+from sb3_snn.conversion.normalisation import layer_activations
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
@@ -42,3 +51,30 @@ def write_record(path: str | Path, record: dict[str, Any], device: str = "cpu") 
     output.write_text(json.dumps(record, indent=2, default=float))
     print(f"wrote {output}")
     return output
+
+
+def held_out_frames(source: SourceNetwork, env: gym.Env, n_frames: int, first_seed: int = 100) -> np.ndarray:
+    """Frames the source network plays epsilon-greedily (epsilon = 0.05), 1 000 per episode seed
+    ``first_seed``, ``first_seed + 1``, ... -- the offline screens' held-out set."""
+    return np.concatenate([
+        collect_calibration_frames(source, env, min(1000, n_frames - start), 0.05, first_seed + k)
+        for k, start in enumerate(range(0, n_frames, 1000))
+    ])
+
+
+def clipped_ann_agreement(model: Any, calibration: np.ndarray, frames: np.ndarray, percentile: float, greedy: np.ndarray) -> float:
+    """Agreement of the ANN with hidden activations clipped at the layer-wise ``lambda`` (T -> inf)."""
+    source = extract_network(model)
+    synaptic = [i for i, layer in enumerate(source.layers) if isinstance(layer, (nn.Linear, nn.Conv2d))]
+    with th.no_grad():
+        scales = [float(np.percentile(a.numpy(), percentile))
+                  for a in layer_activations(source.layers, source.preprocess(calibration))]
+        h = source.preprocess(frames)
+        k = 0
+        for index, layer in enumerate(source.layers):
+            h = layer(h)
+            if index in synaptic:
+                if index != synaptic[-1]:
+                    h = th.clamp(h, 0.0, scales[k])
+                k += 1
+    return float((h.argmax(1).numpy() == greedy).mean())

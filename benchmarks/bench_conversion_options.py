@@ -38,7 +38,7 @@ from sb3_snn.conversion import collect_calibration_frames, convert, extract_netw
 from sb3_snn.conversion.normalisation import layer_activations
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_conversion_common import write_record  # noqa: E402
+from bench_conversion_common import clipped_ann_agreement, held_out_frames, write_record  # noqa: E402
 
 
 @dataclass
@@ -93,24 +93,6 @@ def channel_wise(policy, model, calibration: np.ndarray, percentile: float, laye
             previous = scale
 
 
-def clipped_ann_agreement(model, calibration: np.ndarray, frames: np.ndarray, percentile: float, greedy: np.ndarray) -> float:
-    """Agreement of the ANN with hidden activations clipped at the layer-wise ``lambda`` (T -> inf)."""
-    source = extract_network(model)
-    synaptic = [i for i, layer in enumerate(source.layers) if isinstance(layer, (nn.Linear, nn.Conv2d))]
-    with th.no_grad():
-        scales = [float(np.percentile(a.numpy(), percentile))
-                  for a in layer_activations(source.layers, source.preprocess(calibration))]
-        h = source.preprocess(frames)
-        k = 0
-        for index, layer in enumerate(source.layers):
-            h = layer(h)
-            if index in synaptic:
-                if index != synaptic[-1]:
-                    h = th.clamp(h, 0.0, scales[k])
-                k += 1
-    return float((h.argmax(1).numpy() == greedy).mean())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the screening and write its JSON; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -127,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     source = extract_network(model)
     env = gym.make("CartPole-v1")
     calibration_all = collect_calibration_frames(source, env, max(s.n_calibration for s in SETTINGS), 0.05, args.seed)
-    frames = np.concatenate([
-        collect_calibration_frames(source, env, min(1000, args.frames - start), 0.05, 100 + k)
-        for k, start in enumerate(range(0, args.frames, 1000))
-    ])
+    frames = held_out_frames(source, env, args.frames)
     with th.no_grad():
         q = source.q_values(source.preprocess(frames)).numpy()
     greedy = q.argmax(1)

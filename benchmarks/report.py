@@ -587,7 +587,8 @@ def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str
         if not at:
             return DASH, "not run", []
         met = any((r["cr_robust"] or 0) >= GOAL["conv_rate"] and (r["main"]["ratio"] or 0) >= GOAL["conv_score"] for r in at)
-        figure = "T=500: " + "; ".join(f"p{r['percentile'] or '?'}: CR {pct(r['cr_robust'])}, "
+        figure = "T=500: " + "; ".join(f"p{r['percentile'] or '?'} ({fmt(r['main']['episodes'])} episodes): "
+                                      f"CR {pct(r['cr_robust'])}, "
                                       f"score {pct(r['main']['ratio'], 0)} of DQN"
                                       for r in at)
         options = [(rec, row) for rec in of(records, "conversion") if "CartPole" in env_of(rec)
@@ -600,12 +601,15 @@ def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str
                 return readout if "(" in readout else f"{readout} ({row.get('rounding', '?')})"
 
             figure += "; options (not the paper's method): " + ", ".join(
-                f"{label(row)} CR {pct(num(row.get('conversion rate')))}" for _, row in options)
+                f"{label(row)} CR {pct(num(row.get('conversion rate')))} ({fmt(row.get('episodes'))} episodes)"
+                for _, row in options)
         longer = [r for r in runs if r["T"] > 500 and r["readout"] == "robust"]
         if longer:
             figure += " (" + "; ".join(f"T={r['T']}: CR {pct(r['cr_robust'])}, score {pct(r['main']['ratio'], 0)}"
                                        for r in longer) + ")"
-        return figure, status(met), [r["rec"] for r in at + longer]
+        screens = [rec for rec in records if rec.get("benchmark") == "cartpole_conversion_teachers"]
+        figure += "".join(f"; across teachers (offline agreement): {rec.get('headline')}" for rec in screens)
+        return figure, status(met), [r["rec"] for r in at + longer] + screens
 
     def robust_vs_rate():
         pairs = [r for r in conversion_runs(records) if r["cr_robust"] is not None and r["cr_rate"] is not None]

@@ -74,3 +74,21 @@ def test_provenance_from_rl_zoo3_run_folder(tmp_path: Path) -> None:
 def test_provenance_unknown(tmp_path: Path) -> None:
     """Without records the note says so instead of guessing."""
     assert "unknown" in teacher_note(teacher_provenance(tmp_path / "model.zip"))
+
+
+def test_teacher_screen_row(tmp_path: Path) -> None:
+    """The teacher screen converts a (tiny, untrained) DQN and reports agreement per percentile, rounding and T."""
+    from stable_baselines3 import DQN
+
+    from bench_conversion_cartpole_teachers import screen_teacher  # noqa: E402
+
+    path = tmp_path / "tiny.zip"
+    DQN("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [8]}, seed=0, device="cpu").save(path)
+    row = screen_teacher(str(path), timesteps=[5, 20], n_frames=1200, percentiles=[99.9, 100.0], n_calibration=50,
+                         seed=0)
+    keys = [f"p{p} {r} T={t}" for p in (99.9, 100.0) for r in ("floor", "round") for t in (5, 20)]
+    assert all(0.0 <= row[k] <= 1.0 for k in keys)
+    assert 0.0 <= row["p99.9 clipped ANN"] <= 1.0 and row["Q min"] <= row["Q max"]
+    # lambda of every layer: the calibration maximum (p 100) is at least its 99.9th percentile
+    assert len(row["p99.9 lambdas"]) == 2
+    assert all(top >= p for top, p in zip(row["p100.0 lambdas"], row["p99.9 lambdas"]))
