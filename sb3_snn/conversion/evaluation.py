@@ -14,6 +14,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
+from stable_baselines3.common.atari_wrappers import EpisodicLifeEnv
+from stable_baselines3.common.env_util import unwrap_wrapper
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
@@ -66,6 +68,22 @@ def _greedy(model: Any, obs: np.ndarray) -> np.ndarray:
     return np.asarray(actions).reshape(-1)
 
 
+def _request_real_reset(venv: VecEnv) -> None:
+    """Make the next ``reset()`` start a new game after an episode cut short by ``max_episode_steps``.
+
+    SB3's ``EpisodicLifeEnv`` (in ``AtariWrapper``) resets the game only after a real game over; after a
+    cut it would take one no-op step and go on with the old game, ignoring the new episode's seed (and the
+    ``Monitor`` below it would add the old game's rewards to the next score). Reaches the wrappers of a
+    ``DummyVecEnv`` (what ``make_atari_env`` builds); other vector envs are left as they are.
+    """
+    inner = venv.unwrapped
+    if isinstance(inner, DummyVecEnv):
+        for env in inner.envs:
+            life = unwrap_wrapper(env, EpisodicLifeEnv)
+            if life is not None:
+                life.was_real_done = True
+
+
 def run_episodes(
     actor: Any,
     env: gym.Env | VecEnv,
@@ -81,7 +99,8 @@ def run_episodes(
     :param env: environment (a single-env ``VecEnv`` or a ``gym.Env``)
     :param n_episodes: episodes to play
     :param epsilon: probability of a uniformly random action
-    :param seed: seeds the environment (episode ``i`` uses ``seed + i``) and the epsilon draws
+    :param seed: episode ``i`` uses ``seed + i`` for the environment and for its epsilon draws, so an
+        episode replays the same whatever its place in a run (``None``: unseeded)
     :param reference: model whose greedy action is compared on every frame (conversion rate)
     :param max_episode_steps: stop an episode after this many agent steps (counted as truncated)
     :return: dict with ``scores``, ``matches``, ``n_steps``, ``truncated``, ``seconds``,
@@ -91,7 +110,6 @@ def run_episodes(
     if venv.num_envs != 1:
         raise ValueError("run_episodes plays one environment at a time (num_envs == 1)")
     monitored = bool(venv.env_is_wrapped(Monitor)[0])
-    rng = np.random.default_rng(seed)
     n_actions = int(venv.action_space.n)
     spiking = isinstance(actor, ConvertedQPolicy)
     description = actor.spiking_description() if spiking else None
@@ -101,8 +119,10 @@ def run_episodes(
     synops = input_macs = 0.0
     rates: dict[str, float] = {}
     for episode in range(n_episodes):
-        if seed is not None:
-            venv.seed(seed + episode)
+        episode_seed = None if seed is None else seed + episode
+        if episode_seed is not None:
+            venv.seed(episode_seed)
+        rng = np.random.default_rng(episode_seed)  # epsilon draws of this episode only
         obs = venv.reset()
         total, length = 0.0, 0
         while True:
@@ -136,6 +156,7 @@ def run_episodes(
             if max_episode_steps is not None and length >= max_episode_steps:
                 scores.append(total)  # wrapper-level (e.g. clipped) return of the truncated episode
                 truncated += 1
+                _request_real_reset(venv)
                 break
     out: dict[str, Any] = {"scores": scores, "matches": matches, "n_steps": steps, "truncated": truncated,
                            "seconds": seconds}
