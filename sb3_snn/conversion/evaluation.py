@@ -14,8 +14,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.atari_wrappers import EpisodicLifeEnv
-from stable_baselines3.common.env_util import unwrap_wrapper
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
@@ -73,15 +71,11 @@ def _request_real_reset(venv: VecEnv) -> None:
 
     SB3's ``EpisodicLifeEnv`` (in ``AtariWrapper``) resets the game only after a real game over; after a
     cut it would take one no-op step and go on with the old game, ignoring the new episode's seed (and the
-    ``Monitor`` below it would add the old game's rewards to the next score). Reaches the wrappers of a
-    ``DummyVecEnv`` (what ``make_atari_env`` builds); other vector envs are left as they are.
+    ``Monitor`` below it would add the old game's rewards to the next score). Its ``was_real_done`` flag is
+    set through gymnasium's ``set_wrapper_attr`` (any vector env, in its workers too); envs without that
+    wrapper are left as they are.
     """
-    inner = venv.unwrapped
-    if isinstance(inner, DummyVecEnv):
-        for env in inner.envs:
-            life = unwrap_wrapper(env, EpisodicLifeEnv)
-            if life is not None:
-                life.was_real_done = True
+    venv.env_method("set_wrapper_attr", "was_real_done", True, force=False)
 
 
 def run_episodes(
