@@ -90,6 +90,12 @@ def teacher_provenance(model_path: str | Path) -> dict[str, Any]:
     return {"trained_by": "unknown (no train.json or rl_zoo3 run folder beside the model)", "model": path.stem}
 
 
+def chosen_checkpoint(info: dict[str, Any]) -> dict[str, Any]:
+    """The converted checkpoint's entry of :func:`teacher_provenance` (``step``, ``mean_return``), ``{}`` if unknown."""
+    chosen = info.get(info.get("model", ""))
+    return chosen if isinstance(chosen, dict) else {}
+
+
 def teacher_note(info: dict[str, Any]) -> str:
     """One line of :func:`teacher_provenance` for the record's notes."""
     parts = [f"teacher trained by {info['trained_by']}"]
@@ -101,8 +107,8 @@ def teacher_note(info: dict[str, Any]) -> str:
         parts.append(f"hyperparameters {json.dumps(info['hyperparameters'], sort_keys=True)}")
     if info.get("total_timesteps"):
         parts.append(f"{info['total_timesteps']} steps in {info.get('wall_seconds')} s")
-    chosen = info.get(info.get("model", ""))
-    if isinstance(chosen, dict) and chosen.get("step") is not None:
+    chosen = chosen_checkpoint(info)
+    if chosen.get("step") is not None:
         parts.append(f"{info['model']} = step {chosen['step']} (evaluation mean {chosen.get('mean_return')})")
     return "; ".join(parts)
 

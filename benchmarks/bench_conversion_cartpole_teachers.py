@@ -39,7 +39,7 @@ from stable_baselines3 import DQN
 from sb3_snn.conversion import collect_calibration_frames, convert, extract_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_conversion_cartpole import TARGET_RATE, teacher_provenance  # noqa: E402
+from bench_conversion_cartpole import TARGET_RATE, chosen_checkpoint, teacher_provenance  # noqa: E402
 from bench_conversion_common import clipped_ann_agreement, held_out_frames, write_record  # noqa: E402
 
 ROUNDINGS = ("floor", "round")
@@ -67,11 +67,10 @@ def screen_teacher(model_path: str, timesteps: list[int], n_frames: int, percent
         q = source.q_values(source.preprocess(frames)).numpy()
     greedy = q.argmax(1)
     gap = np.abs(q[:, 0] - q[:, 1])
-    chosen = info.get(info.get("model", ""), {})
+    chosen = chosen_checkpoint(info)
     row: dict[str, Any] = {
         "teacher": model_path, "seed": info.get("seed"), "model": info.get("model"),
-        "step": chosen.get("step") if isinstance(chosen, dict) else None,
-        "eval return": chosen.get("mean_return") if isinstance(chosen, dict) else None,
+        "step": chosen.get("step"), "eval return": chosen.get("mean_return"),
         "Q min": round(float(q.min()), 2), "Q max": round(float(q.max()), 2),
         "median gap": float(f"{np.median(gap):.3g}"), "gap 2 % below": float(f"{np.percentile(gap, 2):.3g}"),
     }
@@ -84,8 +83,7 @@ def screen_teacher(model_path: str, timesteps: list[int], n_frames: int, percent
                 simulation = policy.with_settings(timesteps=steps, rounding=rounding).simulate(obs)
                 row[f"p{percentile} {rounding} T={steps}"] = round(float((simulation.outputs.argmax(1).numpy()
                                                                            == greedy).mean()), 4)
-        row[f"p{percentile} clipped ANN"] = round(clipped_ann_agreement(model, calibration, frames, percentile,
-                                                                        greedy), 4)
+        row[f"p{percentile} clipped ANN"] = round(clipped_ann_agreement(source, policy.scales, frames, greedy), 4)
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 

@@ -14,9 +14,8 @@ import numpy as np
 import torch as th
 from torch import nn
 
-from sb3_snn.conversion import collect_calibration_frames, extract_network
+from sb3_snn.conversion import collect_calibration_frames
 from sb3_snn.conversion.extract import SourceNetwork
-from sb3_snn.conversion.normalisation import layer_activations
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
@@ -62,19 +61,14 @@ def held_out_frames(source: SourceNetwork, env: gym.Env, n_frames: int, first_se
     ])
 
 
-def clipped_ann_agreement(model: Any, calibration: np.ndarray, frames: np.ndarray, percentile: float, greedy: np.ndarray) -> float:
-    """Agreement of the ANN with hidden activations clipped at the layer-wise ``lambda`` (T -> inf)."""
-    source = extract_network(model)
+def clipped_ann_agreement(source: SourceNetwork, scales: list[float], frames: np.ndarray, greedy: np.ndarray) -> float:
+    """Agreement with ``greedy`` of the ANN whose hidden activations are clipped at the conversion's
+    ``lambda`` (``policy.scales``): the limit T -> inf of the rate code, what the percentile alone costs."""
     synaptic = [i for i, layer in enumerate(source.layers) if isinstance(layer, (nn.Linear, nn.Conv2d))]
     with th.no_grad():
-        scales = [float(np.percentile(a.numpy(), percentile))
-                  for a in layer_activations(source.layers, source.preprocess(calibration))]
         h = source.preprocess(frames)
-        k = 0
         for index, layer in enumerate(source.layers):
             h = layer(h)
-            if index in synaptic:
-                if index != synaptic[-1]:
-                    h = th.clamp(h, 0.0, scales[k])
-                k += 1
+            if index in synaptic[:-1]:
+                h = th.clamp(h, 0.0, scales[synaptic.index(index)])
     return float((h.argmax(1).numpy() == greedy).mean())

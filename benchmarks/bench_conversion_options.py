@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             actions = policy.with_settings(timesteps=steps).simulate(obs).outputs.argmax(1).numpy()
             row[f"agreement T={steps}"] = round(float((actions == greedy).mean()), 4)
         if setting.channel_percentile is None and setting.readout == "robust":
-            row["clipped ANN (T -> inf)"] = round(clipped_ann_agreement(model, calibration, frames, setting.percentile, greedy), 4)
+            row["clipped ANN (T -> inf)"] = round(clipped_ann_agreement(source, policy.scales, frames, greedy), 4)
         row["seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
         print(row, flush=True)
