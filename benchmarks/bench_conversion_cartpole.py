@@ -17,7 +17,7 @@ The record says how the teacher was trained: from the ``train.json`` that
 
 The teacher of ``benchmarks/results/conversion_cartpole.json`` (a few minutes on a CPU)::
 
-    .venv/bin/sb3-snn train --algo dqn --env CartPole-v1 -conf zoo_configs/dqn.yml \
+    .venv/bin/sb3-snn train --algo dqn --env CartPole-v1 -conf sb3_snn/configs/zoo/dqn.yml \
         -f benchmarks/out/logs --seed 0 --eval-freq 2500 --eval-episodes 10
     .venv/bin/python benchmarks/bench_conversion_cartpole.py --model-path \
         benchmarks/out/logs/dqn/CartPole-v1_2/best_model.zip

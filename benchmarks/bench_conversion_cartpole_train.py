@@ -1,7 +1,7 @@
 """Train the CartPole-v1 DQN teachers of the conversion benchmark with plain Stable-Baselines3.
 
 Nothing of ``sb3_snn`` is used: ``stable_baselines3.DQN`` with rl_zoo3's tuned CartPole-v1
-hyperparameters (``rl_zoo3/hyperparams/dqn.yml``, the same as ``zoo_configs/dqn.yml``), evaluated
+hyperparameters (``rl_zoo3/hyperparams/dqn.yml``, the same as ``sb3_snn/configs/zoo/dqn.yml``), evaluated
 every ``--eval-freq`` steps on a separate env (10 deterministic episodes, as rl_zoo3's ``EvalCallback``)
 and saved with ``model.save()``: ``final_model.zip`` (end of training) and ``best_model.zip`` (best
 mean evaluation return; the first to reach it wins ties, as in rl_zoo3). A ``train.json`` beside them

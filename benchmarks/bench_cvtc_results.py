@@ -54,13 +54,13 @@ def row_command(row: str, env: str, seed: int, folder: Path, eval_freq: int = 25
     common = ["--env", env, "--seed", str(seed), "-f", str(folder), "--num-threads", "1",
               "--eval-freq", str(eval_freq), "--eval-episodes", str(eval_episodes)]
     if row == "cvtc":
-        return "ddqn", ["--algo", "ddqn", "-conf", str(ROOT / "zoo_configs/cvtc.yml"), *common]
-    if row == "mlp":  # the zoo's tuned DDQN hyperparameters (zoo_configs/ddqn.yml), hidden sizes of the CVTC net
+        return "ddqn", ["--algo", "ddqn", "-conf", str(ROOT / "sb3_snn/configs/zoo/cvtc.yml"), *common]
+    if row == "mlp":  # the zoo's tuned DDQN hyperparameters (sb3_snn/configs/zoo/ddqn.yml), hidden sizes of the CVTC net
         # (with cvtc.yml's CartPole settings, lr 3e-4, the 128-unit MLP diverged: loss 0.25 -> 4e3, reward 9)
         params = ["-params", f"policy_kwargs:dict(net_arch={HIDDEN[env]})"]
-        return "ddqn", ["--algo", "ddqn", "-conf", str(ROOT / "zoo_configs/ddqn.yml"), *common, *params]
-    if row == "ppo":  # rl_zoo3's tuned PPO hyperparameters (zoo_configs/ppo.yml adds CartPole-v0)
-        return "ppo", ["--algo", "ppo", "-conf", str(ROOT / "zoo_configs/ppo.yml"), *common]
+        return "ddqn", ["--algo", "ddqn", "-conf", str(ROOT / "sb3_snn/configs/zoo/ddqn.yml"), *common, *params]
+    if row == "ppo":  # rl_zoo3's tuned PPO hyperparameters (sb3_snn/configs/zoo/ppo.yml adds CartPole-v0)
+        return "ppo", ["--algo", "ppo", "-conf", str(ROOT / "sb3_snn/configs/zoo/ppo.yml"), *common]
     raise ValueError(f"unknown row {row!r}")
 
 

@@ -4,9 +4,9 @@ against an MLP of the same shape, every candidate measured in the same run, inte
     python benchmarks/bench_cvtc_speed.py [--threads 1] [--repeats 300] [--device cpu|cuda] [--name cvtc_speed]
 
 Candidates (same weights): ``cvtc_fast`` (the default layer, ``method="fast"``: on CPU the fused numba
-kernels of :class:`~sb3_snn.layers.cvtc.CVTCFusedFunction`, on CUDA the torch implementation),
+kernels of :class:`~sb3_snn.cvtc.layers.CVTCFusedFunction`, on CUDA the torch implementation),
 ``cvtc_torch`` (bound + partial scan in torch ops with the hand-written backward of
-:class:`~sb3_snn.layers.cvtc.CVTCFunction`: the CPU default before the fused kernels), ``cvtc_auto``
+:class:`~sb3_snn.cvtc.layers.CVTCFunction`: the CPU default before the fused kernels), ``cvtc_auto``
 (the same algorithm through autograd) and ``cvtc_scan`` (the straightforward batched algorithm: every
 prefix of every (sample, neuron) pair, through autograd; fewer repeats). Inputs are the CartPole
 population code of observations from random play, weights the default init. Every candidate runs a few
@@ -42,9 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_layers() -> tuple[ModuleType, ModuleType]:
-    """``sb3_snn.layers.cvtc`` and ``sb3_snn.layers.encoders``, from the files if sb3_snn cannot be imported."""
+    """``sb3_snn.cvtc.layers`` and ``sb3_snn.cvtc.encoders``, from the files if sb3_snn cannot be imported."""
     try:
-        from sb3_snn.layers import cvtc, encoders
+        from sb3_snn.cvtc.layers import cvtc, encoders
 
         return cvtc, encoders
     except ImportError:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ddqn_cartpole.py --seeds 0 1 2
 
-Trains ``sb3-snn train --algo ddqn --env CartPole-v1 -conf zoo_configs/ddqn.yml`` per seed into
+Trains ``sb3-snn train --algo ddqn --env CartPole-v1 -conf sb3_snn/configs/zoo/ddqn.yml`` per seed into
 ``benchmarks/out/logs``, evaluates the final and the best model with ``sb3-snn evaluate`` (100
 deterministic episodes) and writes ``benchmarks/results/ddqn_cartpole.json``.
 """
@@ -36,7 +36,7 @@ def main() -> None:
     for seed in args.seeds:
         start = time.time()
         run([sys.executable, "-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-conf",
-             "zoo_configs/ddqn.yml", "-f", str(logs), "--seed", str(seed), "--num-threads", "1",
+             "sb3_snn/configs/zoo/ddqn.yml", "-f", str(logs), "--seed", str(seed), "--num-threads", "1",
              "--eval-freq", "5000", "--eval-episodes", "10", "-tb", str(ROOT / "benchmarks/out/tb")])
         train_seconds = time.time() - start
         exp_id = max(int(p.name.rsplit("_", 1)[1]) for p in (logs / "ddqn").glob("CartPole-v1_*"))

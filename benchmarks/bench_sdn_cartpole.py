@@ -2,9 +2,9 @@
 
 Teachers are trained first with the runner (benchmarks/out is git-ignored)::
 
-    sb3-snn train --algo dqn --env CartPole-v1 -conf zoo_configs/dqn.yml -f benchmarks/out/sdn/logs --seed 0 \\
+    sb3-snn train --algo dqn --env CartPole-v1 -conf sb3_snn/configs/zoo/dqn.yml -f benchmarks/out/sdn/logs --seed 0 \\
         --eval-freq 5000 --eval-episodes 10
-    sb3-snn train --algo ppo --env CartPole-v1 -conf zoo_configs/ppo.yml -f benchmarks/out/sdn/logs --seed 0 \\
+    sb3-snn train --algo ppo --env CartPole-v1 -conf sb3_snn/configs/zoo/ppo.yml -f benchmarks/out/sdn/logs --seed 0 \\
         --eval-freq 2000 --eval-episodes 10 -params policy_kwargs:"dict(net_arch=[256, 256])"
     python benchmarks/bench_sdn_cartpole.py
     python benchmarks/bench_sdn_cartpole.py --latency-only   # only the latency figures, into the same JSON
@@ -50,8 +50,8 @@ LOGS = ROOT / "benchmarks/out/sdn/logs"
 
 
 def student_settings() -> dict:
-    """The CartPole-v1 section of zoo_configs/sdn.yml, as SDN constructor arguments."""
-    section = dict(yaml.safe_load((ROOT / "zoo_configs/sdn.yml").read_text())["CartPole-v1"])
+    """The CartPole-v1 section of sb3_snn/configs/zoo/sdn.yml, as SDN constructor arguments."""
+    section = dict(yaml.safe_load((ROOT / "sb3_snn/configs/zoo/sdn.yml").read_text())["CartPole-v1"])
     section.pop("n_timesteps", None)
     section["policy_kwargs"] = eval(section["policy_kwargs"], {"dict": dict})  # noqa: S307 (our own config)
     return section

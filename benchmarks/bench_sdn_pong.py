@@ -48,7 +48,7 @@ ENV_ID = "PongNoFrameskip-v4"
 ROWS = {
     "frames+soft_hard_ce": ({}, {}),
     "stacked+soft_hard_ce": ({"encoding": "constant", "n_steps": 4}, {}),
-    "frames+tdbn+soft_hard_ce": ({"norm": "tdbn"}, {}),  # zoo_configs/sdn.yml's Pong setting
+    "frames+tdbn+soft_hard_ce": ({"norm": "tdbn"}, {}),  # sb3_snn/configs/zoo/sdn.yml's Pong setting
     "stacked+tdbn+soft_hard_ce": ({"encoding": "constant", "n_steps": 4, "norm": "tdbn"}, {}),
     "frames8+soft_hard_ce": ({"n_steps": 8}, {}),  # 2 steps per frame
     "frames+soft_hard_ce+lr3e-4": ({}, {"learning_rate": 3e-4}),
@@ -69,7 +69,7 @@ def make_env(seed: int) -> VecTransposeImage:
 
 
 def row_policy_kwargs(name: str) -> dict:
-    """The student's architecture of a row (zoo_configs/sdn.yml's Pong section plus the row's overrides)."""
+    """The student's architecture of a row (sb3_snn/configs/zoo/sdn.yml's Pong section plus the row's overrides)."""
     return dict(conv_arch=[(8, 8, 4), (8, 4, 2), (16, 3, 2)], net_arch=[32], **ROWS[name][0])
 
 
@@ -80,7 +80,7 @@ def latency_only(args: argparse.Namespace) -> None:
 
     The students are untrained (default initialisation): their latency does not depend on the weights
     (every operation is dense). Rows of the same architecture share one measurement; the architectures
-    of ``--latency-extra`` (zoo_configs/sdn.yml's tdBN setting by default) are measured too, recorded under
+    of ``--latency-extra`` (sb3_snn/configs/zoo/sdn.yml's tdBN setting by default) are measured too, recorded under
     ``latency`` only.
     """
     record = json.loads(args.out.read_text()) if args.out.is_file() else {

@@ -132,7 +132,7 @@ HIDE_PLUGIN = textwrap.dedent("""
         return md.EntryPoints(ep for ep in found if ep.dist is None or ep.dist.metadata["Name"] != "sb3-snn-nc64c")
     md.entry_points = entry_points
     sys.modules["sb3_snn_nc64c"] = None
-    from sb3_snn.zoo.cli import main
+    from sb3_snn.cli.main import main
     raise SystemExit(main(sys.argv[1:]))
 """)
 

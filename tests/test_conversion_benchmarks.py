@@ -59,7 +59,7 @@ def test_provenance_from_rl_zoo3_run_folder(tmp_path: Path) -> None:
     numpy = pytest.importorskip("numpy")
     run = tmp_path / "dqn" / "CartPole-v1_2"
     (run / "CartPole-v1").mkdir(parents=True)
-    args = OrderedDict([("algo", "dqn"), ("env", "CartPole-v1"), ("conf_file", "zoo_configs/dqn.yml"),
+    args = OrderedDict([("algo", "dqn"), ("env", "CartPole-v1"), ("conf_file", "sb3_snn/configs/zoo/dqn.yml"),
                         ("log_folder", "logs"), ("seed", 0), ("eval_freq", 2500), ("eval_episodes", 10)])
     (run / "CartPole-v1" / "args.yml").write_text(yaml.dump(args))
     (run / "CartPole-v1" / "config.yml").write_text(yaml.dump(OrderedDict([("gamma", 0.99), ("batch_size", 64)])))

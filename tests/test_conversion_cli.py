@@ -10,8 +10,8 @@ from stable_baselines3 import DQN
 from sb3_snn.conversion import ConvertedQPolicy
 from sb3_snn.conversion.evaluation import sweep
 from sb3_snn.spiking import SpikingDescription
-from sb3_snn.zoo.cli import main
-from sb3_snn.zoo.convert import load_settings
+from sb3_snn.cli.main import main
+from sb3_snn.cli.convert import load_settings
 
 
 def test_convert_command_from_model_path(tmp_path) -> None:
@@ -52,9 +52,9 @@ def test_convert_command_sweeps_roundings(tmp_path) -> None:
 
 
 def test_settings_sections() -> None:
-    assert load_settings("zoo_configs/conversion.yml", "CartPole-v1")["timesteps"] == [50, 100, 200, 500]
-    assert load_settings("zoo_configs/conversion.yml", "SpaceInvadersNoFrameskip-v4")["max_episode_steps"] == 4500
-    assert load_settings("zoo_configs/conversion.yml", "Acrobot-v1")["percentile"] == 99.9
+    assert load_settings("sb3_snn/configs/zoo/conversion.yml", "CartPole-v1")["timesteps"] == [50, 100, 200, 500]
+    assert load_settings("sb3_snn/configs/zoo/conversion.yml", "SpaceInvadersNoFrameskip-v4")["max_episode_steps"] == 4500
+    assert load_settings("sb3_snn/configs/zoo/conversion.yml", "Acrobot-v1")["percentile"] == 99.9
 
 
 def test_sweep_rows_and_conversion_rate() -> None:

@@ -11,9 +11,9 @@ import pytest
 import torch as th
 from gymnasium import spaces
 
-from sb3_snn.layers import CVTCLinear, PopulationEncoder, cvtc_spike_times, default_z_never
-from sb3_snn.layers import cvtc as cvtc_module
-from sb3_snn.layers.cvtc import fused_available
+from sb3_snn.cvtc.layers import CVTCLinear, PopulationEncoder, cvtc_spike_times, default_z_never
+from sb3_snn.cvtc.layers import cvtc as cvtc_module
+from sb3_snn.cvtc.layers import fused_available
 
 T_MIN, T_MAX, DT = -1.0, 9.0, 1e-4
 
@@ -201,11 +201,11 @@ def fused_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 
 def test_fast_falls_back_to_torch_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sb3_snn.layers
+    import sb3_snn.cvtc
 
     monkeypatch.setitem(sys.modules, "numba", None)  # importing numba fails
-    monkeypatch.delitem(sys.modules, "sb3_snn.layers.cvtc_kernels", raising=False)
-    monkeypatch.delattr(sb3_snn.layers, "cvtc_kernels", raising=False)
+    monkeypatch.delitem(sys.modules, "sb3_snn.cvtc.kernels", raising=False)
+    monkeypatch.delattr(sb3_snn.cvtc, "kernels", raising=False)
     monkeypatch.setattr(cvtc_module, "_KERNELS", None)
     monkeypatch.setattr(cvtc_module, "_KERNELS_MISSING", False)
     z, w = th.exp(th.rand(3, 4)), (th.rand(2, 4) * 0.5).requires_grad_()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sb3_snn.pipeline.checkpoint import checkpoint_timesteps
+from sb3_snn.zoo.checkpoint import checkpoint_timesteps
 from sb3_snn.pipeline.stages import valid_record
 
 from conftest import ROOT, run_cli

@@ -166,7 +166,7 @@ def test_runner_trains_sdn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_teacher_flag_becomes_a_hyperparameter() -> None:
-    from sb3_snn.zoo.train import _move_teacher_to_hyperparams as move
+    from sb3_snn.cli.train import _move_teacher_to_hyperparams as move
 
     assert move(["--algo", "sdn", "--teacher", "a b.zip"]) == ["--algo", "sdn", "-params", "teacher:'a b.zip'"]
     assert move(["--teacher=t.zip", "-params", "alpha:0.5", "--seed", "1"]) == [

@@ -20,7 +20,7 @@ def trained(tmp_path_factory) -> Path:
     """A tiny DDQN run through ``sb3-snn train`` with the project's zoo config."""
     work = tmp_path_factory.mktemp("runner")
     run_cli(
-        ["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-conf", str(ROOT / "zoo_configs/ddqn.yml"),
+        ["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-conf", str(ROOT / "sb3_snn/configs/zoo/ddqn.yml"),
          "-n", "1200", "-tb", "tb", "--seed", "0", "--eval-freq", "600", "--eval-episodes", "2",
          "--log-interval", "1", "-params", *TINY_DDQN],
         cwd=work,
@@ -61,7 +61,7 @@ def test_evaluate_missing_experiment_is_a_clear_error(tmp_path):
 
 
 def test_train_uses_project_config_by_default(tmp_path):
-    """Without -conf the runner finds zoo_configs/ddqn.yml (rl_zoo3 ships none for ddqn)."""
+    """Without -conf the runner finds sb3_snn/configs/zoo/ddqn.yml (rl_zoo3 ships none for ddqn)."""
     run_cli(["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-n", "200", "--eval-freq", "-1",
              "--seed", "1", "-params", *TINY_DDQN], cwd=tmp_path)
     config = (tmp_path / "logs/ddqn/CartPole-v1_1/CartPole-v1/config.yml").read_text()

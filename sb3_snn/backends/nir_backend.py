@@ -358,15 +358,15 @@ def temporal_q_values(description: SpikingDescription, obs: np.ndarray) -> np.nd
     """Q-values ``q_sign * z_out`` of an all-temporal (CVTC) description, computed event-free in closed form.
 
     The population encoder runs from ``description.encoding``; every layer uses Eq. 9 with its ``beta``
-    (Mostafa's Eq. 4 when ``beta == 0``), as :class:`sb3_snn.layers.CVTCLinear` does.
+    (Mostafa's Eq. 4 when ``beta == 0``), as :class:`sb3_snn.cvtc.CVTCLinear` does.
 
     :param description: the network
     :param obs: ``[batch, *input_shape]`` raw observations
     """
     import torch as th
 
-    from sb3_snn.layers import cvtc_spike_times
-    from sb3_snn.layers.encoders import PopulationEncoder
+    from sb3_snn.cvtc.layers import cvtc_spike_times
+    from sb3_snn.cvtc.encoders import PopulationEncoder
 
     encoding = description.encoding
     keys = ("gains", "offsets", "n_points", "amplitude", "center", "sigma", "z_high", "clip")

@@ -1,7 +1,7 @@
 """CVTC: a temporal-coded spiking Q-network for (Double) DQN (Wu, Liang, Luan & Wang, 2022).
 
-The observation is population-encoded into input spike times (:class:`~sb3_snn.layers.PopulationEncoder`),
-passes through fully connected CVTC layers (:class:`~sb3_snn.layers.CVTCLinear`), and the output
+The observation is population-encoded into input spike times (:class:`~sb3_snn.cvtc.PopulationEncoder`),
+passes through fully connected CVTC layers (:class:`~sb3_snn.cvtc.CVTCLinear`), and the output
 neurons' spike times (z-domain) are the Q-values: ``Q = q_sign * z_out``. With ``q_sign = +1`` (the
 CartPole code) the latest spike is the best action and rewards must keep Q above 1; with ``-1`` (the
 MountainCar code) the earliest spike wins.
@@ -22,8 +22,8 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from sb3_snn.layers.cvtc import DEFAULT_BETA, CVTCLinear, spike_time
-from sb3_snn.layers.encoders import PopulationEncoder
+from sb3_snn.cvtc.layers import DEFAULT_BETA, CVTCLinear, spike_time
+from sb3_snn.cvtc.encoders import PopulationEncoder
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 
 INFERENCE_MODES = ("beta", "mostafa")
@@ -128,7 +128,7 @@ class CVTCPolicy(DQNPolicy):
     :param net_arch: hidden layer sizes (default ``[128]``, the paper's CartPole code; the paper uses ``[800]``)
     :param beta: beta of Eq. 9 in every layer (``1e-3`` in the paper's code)
     :param encoder: ``None``/``"auto"`` (gains from the Box bounds), ``"cartpole"``, ``"mountaincar"``,
-        or a dict of :class:`~sb3_snn.layers.PopulationEncoder` options (``{"preset": ..., **overrides}``)
+        or a dict of :class:`~sb3_snn.cvtc.PopulationEncoder` options (``{"preset": ..., **overrides}``)
     :param q_sign: +1: Q = z_out (latest spike is best); -1: Q = -z_out (earliest spike is best)
     :param inference: ``"beta"`` or ``"mostafa"`` (beta-free Eq. 4) for acting and evaluation;
         training always uses Eq. 9 on the online network

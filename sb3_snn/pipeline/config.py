@@ -8,8 +8,7 @@ from typing import Any
 
 import yaml
 
-EMBEDDED = Path(__file__).with_name("pipeline.yml")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from sb3_snn import configs
 
 
 def load_config(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
@@ -19,7 +18,7 @@ def load_config(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
     :param path: a pipeline YAML file; its section replaces the embedded one
     :raises KeyError: the file has no section for ``env_id`` (the message lists the sections)
     """
-    source = Path(path) if path is not None else EMBEDDED
+    source = Path(path) if path is not None else configs.config_file("pipeline.yml")
     if not source.is_file():
         raise FileNotFoundError(f"pipeline config {source} not found")
     sections = yaml.safe_load(source.read_text()) or {}
@@ -30,19 +29,16 @@ def load_config(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
     return config
 
 
-def resolve(path: str | Path) -> Path:
-    """A path as given, else relative to the repository root (configs name ``zoo_configs/...``)."""
-    candidate = Path(path)
-    if candidate.exists() or candidate.is_absolute():
-        return candidate
-    return REPO_ROOT / candidate
-
-
 def zoo_config(algo: str) -> Path:
-    """``zoo_configs/<algo>.yml`` for the algorithms the pipeline trains (CVTC's DDQN uses ``cvtc.yml``)."""
-    path = resolve(f"zoo_configs/{algo}.yml")
-    if not path.is_file():
-        raise FileNotFoundError(f"no zoo config for {algo!r} at {path}")
+    """The shipped zoo config of an algorithm the pipeline trains (CVTC's DDQN uses ``cvtc.yml``).
+
+    :param algo: ``dqn``, ``ddqn``, ``ppo``, ``sdn`` or ``cvtc``
+    :raises FileNotFoundError: sb3-snn ships no zoo config for ``algo`` (the message lists those it ships)
+    """
+    path = configs.zoo_config(algo)
+    if path is None:
+        shipped = ", ".join(name for name in configs.shipped_configs() if name.startswith("zoo/"))
+        raise FileNotFoundError(f"no zoo config for {algo!r} ships with sb3-snn; shipped: {shipped}")
     return path
 
 

@@ -15,10 +15,10 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_snn.pipeline.checkpoint import checkpoint_timesteps
-from sb3_snn.pipeline.config import resolve, zoo_config, zoo_section
+from sb3_snn.zoo.checkpoint import checkpoint_timesteps
+from sb3_snn.pipeline.config import zoo_config, zoo_section
 from sb3_snn.pipeline.stages import StageOutcome
-from sb3_snn.pipeline.zoo_training import train_from_zoo
+from sb3_snn.zoo.training import train_from_zoo
 from sb3_snn.zoo.algos import install_algos
 
 
@@ -103,7 +103,10 @@ def teacher_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
     """Train the teacher from its zoo config, or copy the given checkpoint."""
     teacher = settings["teacher"]
     if teacher.get("path"):
-        shutil.copyfile(resolve(teacher["path"]), folder / "teacher.zip")
+        source = Path(teacher["path"]).expanduser()
+        if not source.is_file():
+            raise FileNotFoundError(f"teacher.path {str(source)!r} not found (relative paths are read from {Path.cwd()})")
+        shutil.copyfile(source, folder / "teacher.zip")
         model = load_model(teacher["algo"], folder / "teacher.zip")
         (folder / "learning_curve.json").write_text("[]")
         return StageOutcome({"algo": teacher["algo"], "given": str(teacher["path"]), "n_timesteps": int(model.num_timesteps),
@@ -113,13 +116,13 @@ def teacher_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
 
 
 def sdn_stage(settings: dict[str, Any], folder: Path, teacher_path: Path) -> StageOutcome:
-    """Distil a spiking student from the teacher (``zoo_configs/sdn.yml``)."""
+    """Distil a spiking student from the teacher (shipped ``configs/zoo/sdn.yml``)."""
     hyperparams = {**(settings["sdn"].get("hyperparams") or {}), "teacher": str(teacher_path.resolve())}
     return _train("sdn", settings, settings["sdn"], folder, zoo_config("sdn"), hyperparams, "student.zip")
 
 
 def cvtc_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
-    """Train a CVTC Q-network with Double DQN (``zoo_configs/cvtc.yml``)."""
+    """Train a CVTC Q-network with Double DQN (shipped ``configs/zoo/cvtc.yml``)."""
     cvtc = settings["cvtc"]
     return _train(cvtc["algo"], settings, cvtc, folder, zoo_config("cvtc"), cvtc.get("hyperparams"), "cvtc.zip")
 

@@ -31,7 +31,7 @@ class SDN(OffPolicyAlgorithm):
     :param policy: ``"SDNPolicy"``, ``"SDNCnnPolicy"`` or a policy class
     :param env: the student's environment (build it like the teacher's: same wrappers, frame stack)
     :param teacher: shortcut for ``learn(callback=DistillationCallback(teacher, ...))``: a trained model or
-        a path to its zip (a relative path is also looked up from the repository root)
+        a path to its zip
     :param temperature: distillation temperature (with ``teacher=``)
     :param alpha: weight of the soft term (with ``teacher=``)
     :param distillation_loss: loss name (with ``teacher=``), see :data:`sb3_snn.sdn.losses.LOSSES`

@@ -20,8 +20,6 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.dqn.policies import DQNPolicy
 
-#: Where relative teacher paths are also looked up (the repository root of a source checkout).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class TeacherMismatchError(ValueError):
@@ -116,14 +114,15 @@ def _kind(model: BaseAlgorithm) -> str:
 
 
 def resolve_path(path: str | Path) -> Path:
-    """A teacher zip path: as given (relative to the working directory), else relative to the repository."""
+    """A teacher zip path as given (relative to the working directory), with or without ``.zip``.
+
+    :param path: the teacher's zip
+    """
     candidate = Path(path).expanduser()
-    for option in (candidate, REPO_ROOT / candidate):
+    for option in (candidate, candidate.with_suffix(".zip")):
         if option.is_file():
             return option
-        if option.with_suffix(".zip").is_file():
-            return option.with_suffix(".zip")
-    raise FileNotFoundError(f"teacher checkpoint {str(path)!r} not found (looked in {Path.cwd()} and {REPO_ROOT})")
+    raise FileNotFoundError(f"teacher checkpoint {str(path)!r} not found (relative paths are read from {Path.cwd()})")
 
 
 def load_teacher(path: str | Path, device: th.device | str = "cpu") -> BaseAlgorithm:

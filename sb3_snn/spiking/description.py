@@ -131,6 +131,12 @@ class SpikingDescription:
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
 
+    @property
+    def is_temporal(self) -> bool:
+        """Whether any layer has time-to-first-spike (``"temporal"``) neurons: such a network has no
+        discrete-time steps, so discrete-time simulators and chips cannot run it as it is."""
+        return any(layer.neuron is not None and layer.neuron.model == "temporal" for layer in self.layers)
+
     def to_files(self, path: str | Path) -> Path:
         """Write ``description.json`` and ``weights.npz`` into the folder ``path``; returns it."""
         folder = Path(path)

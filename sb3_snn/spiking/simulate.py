@@ -89,7 +89,7 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
         if layer.neuron is not None and layer.neuron.model == "temporal":
             raise NotImplementedError(
                 f"layer {layer.name!r}: temporal (time-to-first-spike) neurons are not discrete-time; "
-                "simulate them with sb3_snn.layers.CVTCLinear"
+                "simulate them with sb3_snn.cvtc.CVTCLinear"
             )
     x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
     batch, steps = x_obs.shape[0], description.timesteps

@@ -1,1 +1,1 @@
-"""The ``sb3-snn`` runner: rl_zoo3 plus the sb3-snn registry."""
+"""The runner library on rl_zoo3: the registry's algorithms in the zoo's tables, experiment folders, resumable training."""

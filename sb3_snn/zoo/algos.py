@@ -6,9 +6,7 @@ from pathlib import Path
 
 import sb3_snn  # noqa: F401  (registers policy aliases)
 from sb3_snn import registry
-
-#: Where the project's own zoo configs live (a source checkout or an editable install).
-ZOO_CONFIGS = Path(__file__).resolve().parents[2] / "zoo_configs"
+from sb3_snn.configs import zoo_config
 
 
 def install_algos() -> dict[str, type]:
@@ -31,13 +29,13 @@ def install_algos() -> dict[str, type]:
 
 
 def default_config(algo: str) -> Path | None:
-    """The zoo config used when ``-conf`` is not given and rl_zoo3 ships none for ``algo``:
-    ``./zoo_configs/<algo>.yml``, else the one beside the sb3-snn sources."""
+    """The zoo config used when ``-conf`` is not given and rl_zoo3 ships none for ``algo``: the one
+    shipped with sb3-snn (``sb3_snn/configs/zoo/<algo>.yml``), else ``None`` (rl_zoo3's own is used).
+
+    :param algo: the algorithm id given to ``--algo``
+    """
     import rl_zoo3
 
     if (Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml").is_file():
         return None
-    for folder in (Path.cwd() / "zoo_configs", ZOO_CONFIGS):
-        if (folder / f"{algo}.yml").is_file():
-            return folder / f"{algo}.yml"
-    return None
+    return zoo_config(algo)

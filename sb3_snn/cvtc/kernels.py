@@ -1,5 +1,5 @@
 """Fused CPU kernels of the CVTC layer (numba): the forward and backward passes of
-:class:`sb3_snn.layers.cvtc.CVTCFusedFunction`.
+:class:`sb3_snn.cvtc.layers.CVTCFusedFunction`.
 
 Forward, one call of :func:`cvtc_forward` per layer. Per sample:
 
@@ -7,7 +7,7 @@ Forward, one call of :func:`cvtc_forward` per layer. Per sample:
    bound): from the caller's two torch GEMMs for large layers, else dot products here;
 2. the closed form with every input causal (paper Eq. 9, or Mostafa's Eq. 4 with the ``z_never``
    sentinel), vectorised over neurons in the input dtype, and the bound of
-   :func:`sb3_snn.layers.cvtc.cvtc_spike_times` (V below 1 until the last input: every input causal),
+   :func:`sb3_snn.cvtc.layers.cvtc_spike_times` (V below 1 until the last input: every input causal),
    which settles most pairs;
 3. only for the pairs it leaves, the exact causal set, in float64:
 

@@ -10,12 +10,12 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("sb3_snn.zoo.train", "train an agent with rl_zoo3 (accepts every rl_zoo3.train flag)"),
-    "evaluate": ("sb3_snn.zoo.evaluate", "evaluate a trained agent: mean ± std episode reward"),
-    "pipeline": ("sb3_snn.zoo.pipeline", "the whole pipeline: teacher -> SDN, conversion, CVTC -> evaluate -> export"),
-    "list": ("sb3_snn.zoo.listing", "list registered algorithms, policies and backends"),
-    "convert": ("sb3_snn.zoo.convert", "convert a trained DQN to an IF spiking policy; sweep T and readouts"),
-    "export": ("sb3_snn.zoo.export", "compile a spiking policy for a hardware backend, print its report, save it"),
+    "train": ("sb3_snn.cli.train", "train an agent with rl_zoo3 (accepts every rl_zoo3.train flag)"),
+    "evaluate": ("sb3_snn.cli.evaluate", "evaluate a trained agent: mean ± std episode reward"),
+    "pipeline": ("sb3_snn.cli.pipeline", "the whole pipeline: teacher -> SDN, conversion, CVTC -> evaluate -> export"),
+    "list": ("sb3_snn.cli.listing", "list registered algorithms, policies and backends"),
+    "convert": ("sb3_snn.cli.convert", "convert a trained DQN to an IF spiking policy; sweep T and readouts"),
+    "export": ("sb3_snn.cli.export", "compile a spiking policy for a hardware backend, print its report, save it"),
 }
 
 

@@ -1,9 +1,9 @@
-"""Training a pipeline stage the way ``sb3-snn train`` does, in process, and resumably.
+"""Training the way ``sb3-snn train`` does, in process, and resumably (used by the pipeline).
 
 rl_zoo3's ``ExperimentManager`` reads the zoo config (schedules, ``policy_kwargs``, wrappers, frame
 stack), builds the environments and the model and writes the zoo's folder layout; a resumed run goes
 through the zoo's own continue-training path (``trained_agent``). Checkpoints are
-:mod:`sb3_snn.pipeline.checkpoint`'s.
+:mod:`sb3_snn.zoo.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from sb3_snn.pipeline.checkpoint import CHECKPOINT, learn_resumable
+from sb3_snn.zoo.checkpoint import CHECKPOINT, learn_resumable
 from sb3_snn.zoo.algos import install_algos
 
 

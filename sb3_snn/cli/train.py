@@ -1,13 +1,17 @@
 """``sb3-snn train``: ``rl_zoo3.train`` with the registered algorithms added.
 
 Every ``rl_zoo3.train`` flag works and the output folders are rl_zoo3's
-(``logs/<algo>/<Env>_<N>/``, TensorBoard under ``-tb DIR/<Env>/``).
+(``logs/<algo>/<Env>_<N>/``, TensorBoard under ``-tb DIR/<Env>/``). ``-conf`` takes a YAML file or the
+name of a config shipped with sb3-snn (``-conf cvtc`` is ``sb3_snn/configs/zoo/cvtc.yml``); without
+``-conf``, an algorithm rl_zoo3 has no hyperparameters for (``ddqn``, ``sdn``) uses its shipped config.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from sb3_snn.configs import shipped_configs, zoo_config
 from sb3_snn.zoo.algos import default_config, install_algos
 
 
@@ -43,6 +47,28 @@ def _move_teacher_to_hyperparams(argv: list[str]) -> list[str]:
     return [*rest, "-params", entry]
 
 
+def _resolve_conf(argv: list[str]) -> list[str]:
+    """``-conf NAME`` (no such file, but a shipped config of that name) becomes the shipped file's path."""
+    resolved = list(argv)
+    for i, arg in enumerate(resolved):
+        for flag in ("-conf", "--conf-file"):
+            value = resolved[i + 1] if arg == flag and i + 1 < len(resolved) else None
+            inline = arg.startswith(flag + "=")
+            if inline:
+                value = arg.split("=", 1)[1]
+            if value is None or Path(value).is_file():
+                continue
+            shipped = zoo_config(Path(value).stem) if Path(value).suffix in ("", ".yml") and "/" not in value else None
+            if shipped is None:
+                names = ", ".join(Path(name).stem for name in shipped_configs() if name.startswith("zoo/"))
+                raise SystemExit(f"sb3-snn train: -conf {value!r} is neither a file nor a shipped config ({names})")
+            if inline:
+                resolved[i] = f"{flag}={shipped}"
+            else:
+                resolved[i + 1] = str(shipped)
+    return resolved
+
+
 def main(argv: list[str]) -> int:
     """Run rl_zoo3's trainer on ``argv`` (the arguments after ``sb3-snn train``).
 
@@ -51,7 +77,7 @@ def main(argv: list[str]) -> int:
     install_algos()
     import rl_zoo3.train
 
-    argv = _move_teacher_to_hyperparams(list(argv))
+    argv = _resolve_conf(_move_teacher_to_hyperparams(list(argv)))
     algo = _flag_value(argv, "--algo") or "ppo"
     if _flag_value(argv, "-conf", "--conf-file") is None:
         config = default_config(algo)

@@ -28,7 +28,7 @@ W_C, N_C come from a GEMM); only the other pairs are searched. The result is exa
 The default ``method="fast"`` picks the fastest implementation for the tensors:
 
 * ``"fused"`` (CPU float32/float64): :class:`CVTCFusedFunction`, numba kernels in
-  :mod:`sb3_snn.layers.cvtc_kernels` for the forward and the backward pass. Per layer one kernel call
+  :mod:`sb3_snn.cvtc.kernels` for the forward and the backward pass. Per layer one kernel call
   after (for large layers) two torch GEMMs: closed forms vectorised over neurons, the bound, and for
   the pairs it leaves a search in float64 that stops at the first threshold crossing - without any sort
   when a sample has few such pairs (coarse time buckets with a bound per bucket; only the bucket where
@@ -359,12 +359,12 @@ _KERNELS_MISSING = False
 
 
 def _load_kernels_file() -> ModuleType:
-    """``cvtc_kernels.py`` loaded from its file, for when this file was loaded without its package. Its
+    """``kernels.py`` loaded from its file, for when this file was loaded without its package. Its
     compiled kernels are cached apart from the package's (numba's cache records the module name)."""
     import numba
 
-    path = Path(__file__).with_name("cvtc_kernels.py")
-    spec = importlib.util.spec_from_file_location("cvtc_kernels", path)
+    path = Path(__file__).with_name("kernels.py")
+    spec = importlib.util.spec_from_file_location("cvtc_kernels_standalone", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # type: ignore[union-attr]
     cache_dir = numba.config.CACHE_DIR
@@ -377,13 +377,13 @@ def _load_kernels_file() -> ModuleType:
 
 
 def _kernels() -> ModuleType | None:
-    """The numba kernels (:mod:`sb3_snn.layers.cvtc_kernels`), imported on first use (numba is slow to
+    """The numba kernels (:mod:`sb3_snn.cvtc.kernels`), imported on first use (numba is slow to
     import); ``None`` (with a warning, once) if numba cannot be imported."""
     global _KERNELS, _KERNELS_MISSING
     if _KERNELS is None and not _KERNELS_MISSING:
         try:
             try:
-                from sb3_snn.layers import cvtc_kernels as module
+                from sb3_snn.cvtc import kernels as module
             except ImportError as error:  # this file was loaded on its own (benchmarks without the package)
                 if getattr(error, "name", None) == "numba":
                     raise
@@ -418,7 +418,7 @@ _GEMM_MIN_WORK = 2**18
 
 #: A sample with at most this many (sample, neuron) pairs left by the bound finds their causal sets
 #: without sorting its inputs (coarse time buckets, a bound per bucket, and a sort of one bucket only:
-#: ``_bucket_scan`` in :mod:`sb3_snn.layers.cvtc_kernels`); with more, one sort serves them all.
+#: ``_bucket_scan`` in :mod:`sb3_snn.cvtc.kernels`); with more, one sort serves them all.
 _BUCKET_MAX_NEURONS = 4
 
 
@@ -427,13 +427,13 @@ class CVTCFusedFunction(th.autograd.Function):
 
     Forward: ``z @ weight.T`` and ``z @ weight.clamp(min=0).T`` (N_C if every input is causal, and the
     bound; two torch GEMMs for large layers, dot products inside the kernel for small ones), then one
-    call of :func:`sb3_snn.layers.cvtc_kernels.cvtc_forward`: closed forms, the bound, and the exact
+    call of :func:`sb3_snn.cvtc.kernels.cvtc_forward`: closed forms, the bound, and the exact
     causal sets of the pairs it leaves (coarse time buckets without a sort when a sample has few such
     pairs, else one argsort of its inputs; a scan to the first crossing). Backward
     (once differentiable): the implicit derivatives of :class:`CVTCFunction` over each pair's causal
     set: for large layers ``G^T z`` and ``G @ weight`` as torch GEMMs (every input causal) and a
-    correction of the scanned pairs (:func:`sb3_snn.layers.cvtc_kernels.cvtc_backward_correct`), for
-    small ones a single kernel (:func:`sb3_snn.layers.cvtc_kernels.cvtc_backward_direct`). Keeps
+    correction of the scanned pairs (:func:`sb3_snn.cvtc.kernels.cvtc_backward_correct`), for
+    small ones a single kernel (:func:`sb3_snn.cvtc.kernels.cvtc_backward_direct`). Keeps
     ``z``, ``weight``, ``z_out``, ``1/D`` and the threshold (first non-causal input time) per pair, and
     the list of scanned pairs. CPU tensors, float32 or float64, one dtype.
     """

@@ -8,7 +8,7 @@ Prints the table (score, conversion rate, SynOps per action for every T and read
 model's own row), writes ``conversion.json`` and ``conversion.csv``, saves the converted policy
 (``converted_policy.pt``, first T and readout) and its spiking description (``spiking_description/``)
 into the output folder, and logs to TensorBoard with ``-tb``. Defaults come from
-``zoo_configs/conversion.yml`` (section env id, then ``atari``, then ``default``).
+the shipped ``conversion.yml`` (``sb3_snn/configs``; ``-conf`` gives another) (section env id, then ``atari``, then ``default``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from sb3_snn.zoo.algos import ZOO_CONFIGS
+from sb3_snn.configs import config_file
 from sb3_snn.zoo.experiment import add_experiment_arguments, load_experiment
 
 #: Keys a conversion.yml section may set.
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sb3-snn convert", description=__doc__.splitlines()[0])
     add_experiment_arguments(parser)
     parser.add_argument("--model-path", default=None, help="convert this .zip instead of an experiment in -f")
-    parser.add_argument("-conf", "--conf-file", default=None, help="conversion YAML (default: zoo_configs/conversion.yml)")
+    parser.add_argument("-conf", "--conf-file", default=None, help="conversion YAML (default: the shipped sb3_snn/configs/conversion.yml)")
     parser.add_argument("--percentile", type=float, default=None, help="percentile p of the normalisation")
     parser.add_argument("--timesteps", type=int, nargs="+", default=None, help="simulation steps T to evaluate")
     parser.add_argument("--readout", nargs="+", choices=("robust", "rate", "robust_hidden"), default=None,
@@ -104,9 +104,9 @@ def main(argv: list[str]) -> int:
 
     args = _parser().parse_args(argv)
     th.set_num_threads(args.threads)
-    conf = args.conf_file or (Path.cwd() / "zoo_configs" / "conversion.yml")
+    conf = args.conf_file or config_file("conversion.yml")
     if not Path(conf).is_file():
-        conf = ZOO_CONFIGS / "conversion.yml"
+        raise SystemExit(f"sb3-snn convert: conversion config {conf} not found")
     settings = load_settings(conf, args.env)
     for key in SETTINGS:
         value = getattr(args, key)
