@@ -44,13 +44,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def _load_layers() -> tuple[ModuleType, ModuleType]:
     """``sb3_snn.cvtc.layers`` and ``sb3_snn.cvtc.encoders``, from the files if sb3_snn cannot be imported."""
     try:
-        from sb3_snn.cvtc.layers import cvtc, encoders
+        from sb3_snn.cvtc import encoders, layers
 
-        return cvtc, encoders
+        return layers, encoders
     except ImportError:
         modules = []
-        for name in ("cvtc", "encoders"):
-            spec = importlib.util.spec_from_file_location(f"cvtc_bench_{name}", ROOT / "sb3_snn" / "layers" / f"{name}.py")
+        for name in ("layers", "encoders"):
+            spec = importlib.util.spec_from_file_location(f"cvtc_bench_{name}", ROOT / "sb3_snn" / "cvtc" / f"{name}.py")
             module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
             sys.modules[spec.name] = module  # type: ignore[union-attr]
             spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -18,6 +18,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_snn.common.evaluation import Agreement, CostSum, play_episodes
+from sb3_snn.common.models import acting_network, parameter_bytes
 from sb3_snn.sdn import SDN, Teacher
 
 #: what the latency benchmarks aim for (issue #5)
@@ -30,9 +32,10 @@ def machine() -> str:
 
 
 def play(model: Any, env: VecEnv, episodes: int, teacher: Teacher | None = None, max_steps: int = 100_000) -> dict[str, Any]:
-    """Greedy episodes of ``model`` on a 1-env ``VecEnv`` (Monitor-wrapped, so rewards are the real ones);
-    with ``teacher``, the share of steps where the teacher would have taken the same action, and the
-    student's spike statistics over the visited observations.
+    """Greedy episodes of ``model`` on a 1-env ``VecEnv`` (Monitor-wrapped, so rewards are the real ones),
+    unseeded (:func:`sb3_snn.common.evaluation.play_episodes`); with ``teacher``, the share of steps where the
+    teacher would have taken the same action, and the student's spike statistics (its ``cost_report``) on
+    every 10th visited observation.
 
     :param model: anything with ``predict``
     :param env: the evaluation environment
@@ -40,38 +43,33 @@ def play(model: Any, env: VecEnv, episodes: int, teacher: Teacher | None = None,
     :param teacher: the teacher to compare with
     :param max_steps: a cap on agent steps in all
     """
-    rewards, lengths, agree, total, synops, rates, teacher_actions = [], [], 0, 0, [], [], []
-    obs = env.reset()
-    steps = 0
-    while len(rewards) < episodes and steps < max_steps:
-        action, _ = model.predict(obs, deterministic=True)
-        if teacher is not None:
-            obs_tensor = th.as_tensor(obs, device=model.device)
-            teacher_action = teacher.logits(obs_tensor).argmax(1).cpu().numpy()
-            teacher_actions.extend(teacher_action.tolist())
-            agree += int((teacher_action == action).sum())
-            total += len(action)
-            if isinstance(model, SDN) and steps % 10 == 0:
-                report = model.policy.cost_report()
-                synops.append(report.synops)
-                rates.append(report.firing_rates)
-        obs, _, dones, infos = env.step(action)
-        steps += 1
-        for done, info in zip(dones, infos):
-            if done and "episode" in info:
-                rewards.append(float(info["episode"]["r"]))
-                lengths.append(int(info["episode"]["l"]))
-    result: dict[str, Any] = {
-        "mean": float(np.mean(rewards)) if rewards else float("nan"), "std": float(np.std(rewards)) if rewards else float("nan"),
-        "rewards": rewards, "lengths": lengths, "agent_steps": steps,
-    }
+    hooks: list[Any] = []
+    teacher_actions: list[int] = []
+    agreement = cost = None
     if teacher is not None:
-        result["agreement"] = agree / max(total, 1)
+        def teacher_greedy(obs: np.ndarray) -> np.ndarray:
+            actions = teacher.logits(th.as_tensor(obs, device=model.device)).argmax(1).cpu().numpy()
+            teacher_actions.extend(actions.tolist())
+            return actions
+
+        agreement = Agreement(teacher_greedy)
+        hooks.append(agreement)
+        if isinstance(model, SDN):
+            cost = CostSum(model.policy.cost_report, every=10)
+            hooks.append(cost)
+    run = play_episodes(model, env, episodes, epsilon=0.0, seed=None, max_steps=max_steps, hooks=hooks)
+    result: dict[str, Any] = {
+        "mean": float(np.mean(run.scores)) if run.scores else float("nan"),
+        "std": float(np.std(run.scores)) if run.scores else float("nan"),
+        "rewards": run.scores, "lengths": run.lengths, "agent_steps": run.n_steps,
+    }
+    if agreement is not None:
+        result["agreement"] = agreement.matches / max(agreement.steps, 1)
         # baseline for the agreement: always answering the teacher's most frequent action
         result["teacher_majority_rate"] = float(np.bincount(teacher_actions).max() / max(len(teacher_actions), 1))
-    if synops:
-        result["synops_per_action"] = float(np.mean(synops))
-        result["firing_rates"] = {k: float(np.mean([r[k] for r in rates])) for k in rates[0]}
+    if cost is not None and cost.measured:
+        result["synops_per_action"] = cost.synops / cost.measured
+        result["firing_rates"] = cost.mean_rates()
     return result
 
 
@@ -109,17 +107,9 @@ def interleaved_latency(calls: dict[str, Callable[[], Any]], repeats: int = 500,
 
 def acting_forward(model: BaseAlgorithm) -> Callable[[th.Tensor], th.Tensor]:
     """The teacher's acting network as one call on raw observations (preprocessing included, no
-    distribution object): ``q_net`` of a DQN, features + actor + ``action_net`` of a PPO / A2C."""
-    policy = model.policy
-    for name in ("q_net", "quantile_net"):
-        if hasattr(policy, name):
-            return getattr(policy, name)
-
-    def forward(obs: th.Tensor) -> th.Tensor:
-        features = policy.extract_features(obs, policy.pi_features_extractor)
-        return policy.action_net(policy.mlp_extractor.forward_actor(features))
-
-    return forward
+    distribution object): :meth:`sb3_snn.common.models.ActingNetwork.scores` (``q_net`` of a DQN, the mean
+    of QR-DQN's quantiles, features + actor + ``action_net`` of a PPO / A2C)."""
+    return acting_network(model).scores
 
 
 def latency_comparison(student: SDN, teacher: BaseAlgorithm, obs: np.ndarray, repeats: int = 500) -> dict[str, Any]:
@@ -183,7 +173,7 @@ def latency_comparison(student: SDN, teacher: BaseAlgorithm, obs: np.ndarray, re
         goal_5x_met=cpu["teacher_predict"] / cpu["student_predict"] >= 5.0,
         load_average_before=list(load_before), load_average_after=list(load_after),
         repeats=repeats, torch_threads=th.get_num_threads(), student_n_steps=policy.n_steps,
-        student_bytes=sum(p.numel() * p.element_size() for p in policy.network.parameters()),
+        student_bytes=parameter_bytes(policy),
     )
     return result
 

@@ -7,14 +7,25 @@ algorithms it serves, so ``DQN("CVTCPolicy", env)`` works in plain SB3 code.
 from sb3_snn.ddqn import DDQN
 from sb3_snn.sdn import SDN, DistillationCallback, SDNCnnPolicy, SDNPolicy
 from sb3_snn.conversion import ConvertedQPolicy, convert
-from sb3_snn.cvtc import CVTCPolicy
+from sb3_snn.cvtc import CVTCLinear, CVTCPolicy
+from sb3_snn.spiking.contract import SpikingPolicy
 from sb3_snn import registry
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CVTCPolicy", "ConvertedQPolicy", "DDQN", "DistillationCallback", "SDN", "SDNCnnPolicy", "SDNPolicy", "convert",
-    "registry", "__version__",
+    "DDQN",
+    "SDN",
+    "CVTCLinear",
+    "CVTCPolicy",
+    "ConvertedQPolicy",
+    "DistillationCallback",
+    "SDNCnnPolicy",
+    "SDNPolicy",
+    "SpikingPolicy",
+    "__version__",
+    "convert",
+    "registry",
 ]
 
 registry.register_policy_aliases()

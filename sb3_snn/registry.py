@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -62,7 +62,7 @@ def _distribution_name(entry_point: metadata.EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else "?"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_group(kind: str) -> dict[str, Plugin]:
     loaded: dict[str, Plugin] = {}
     for entry_point in metadata.entry_points(group=GROUPS[kind]):
@@ -130,7 +130,7 @@ def get_backend(name: str) -> Any:
     return _get("backends", name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def sb3_algorithms() -> dict[str, Any]:
     """Every algorithm a policy alias can be added to: SB3's, sb3-contrib's and registered ones."""
     import sb3_contrib

@@ -1,4 +1,4 @@
-"""Shared fixtures: run the CLI in a subprocess, read TensorBoard event files back."""
+"""Shared fixtures: run the CLI in a subprocess, read TensorBoard event files back, one trained CartPole teacher."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
         [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
     if proc.returncode != 0:
-        pytest.fail(f"command failed ({proc.returncode}): {' '.join(args)}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
+        pytest.fail(f"command failed ({proc.returncode}): {' '.join(args)}\n"
+                    f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
     return proc
 
 
@@ -38,7 +39,63 @@ def scalar_tags(event_dir: Path) -> dict[str, list[float]]:
     return tags
 
 
+#: End-to-end tests of several seconds or more (measured with ``pytest --durations``), by module and function, in
+#: modules whose own files do not mark them; they get the ``expensive`` marker here. ``pytest -m "not expensive"``
+#: is the quick loop; CI (``.ci/run``) runs everything.
+EXPENSIVE = {
+    "tests/test_pipeline.py": {
+        "test_end_to_end_prints_the_table_and_writes_results", "test_rerun_skips_valid_stages_and_redoes_altered_ones",
+        "test_sigkill_mid_training_then_rerun_resumes", "test_same_seed_gives_identical_tables",
+        "test_agent_that_does_not_fit_the_chip_is_reported_not_fatal", "test_pipeline_exports_with_the_nir_backend",
+    },
+    "tests/test_registry.py": {"test_plugin_policy_trains_with_stock_rl_zoo"},
+    "tests/test_backends_export.py": {"test_real_converted_cartpole_on_nc64c", "test_export_converted_policy_file"},
+    "tests/test_backends.py": {"test_core_works_without_the_nc64c_plugin"},
+    "tests/test_cvtc_policy.py": {"test_stock_rl_zoo_train"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the :data:`EXPENSIVE` tests; a listed name that its module no longer defines is an error."""
+    for module, names in EXPENSIVE.items():
+        source = (ROOT / module).read_text() if (ROOT / module).is_file() else ""
+        missing = sorted(name for name in names if f"def {name}(" not in source)
+        if missing:
+            raise pytest.UsageError(f"tests/conftest.py EXPENSIVE names tests that {module} does not define: {missing}")
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        module = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else ""
+        if (getattr(item, "originalname", None) or item.name) in EXPENSIVE.get(module, ()):
+            item.add_marker(pytest.mark.expensive)
+
+
 @pytest.fixture
 def cli():
     """The :func:`run_cli` helper."""
     return run_cli
+
+
+#: The shared teacher: a small DQN on CartPole-v1 trained 2k steps (seconds on one core). It is barely trained
+#: (greedy return ~10): enough for tests of agreement, conversion and distillation mechanics, not of skill.
+TEACHER_KWARGS = dict(learning_starts=200, train_freq=4, target_update_interval=200, exploration_fraction=0.5,
+                      policy_kwargs=dict(net_arch=[64, 64]), seed=0, device="cpu")
+TEACHER_STEPS = 2000
+
+
+@pytest.fixture(scope="session")
+def cartpole_teacher_zip(tmp_path_factory) -> Path:
+    """The zip of a DQN trained once per session on CartPole-v1 (:data:`TEACHER_KWARGS`, :data:`TEACHER_STEPS`)."""
+    from stable_baselines3 import DQN
+
+    path = tmp_path_factory.mktemp("teacher") / "dqn_cartpole.zip"
+    DQN("MlpPolicy", "CartPole-v1", **TEACHER_KWARGS).learn(TEACHER_STEPS).save(path)
+    return path
+
+
+@pytest.fixture
+def cartpole_teacher(cartpole_teacher_zip):
+    """The shared teacher loaded afresh for each test (with a CartPole-v1 env), so no test sees another's changes."""
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+
+    return DQN.load(cartpole_teacher_zip, env=gym.make("CartPole-v1"), device="cpu")

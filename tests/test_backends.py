@@ -158,3 +158,62 @@ def test_plugin_imports_only_the_public_backend_api():
         for line in source.read_text().splitlines():
             if line.startswith(("from sb3_snn", "import sb3_snn")) and "sb3_snn_nc64c" not in line:
                 assert line.startswith(("from sb3_snn.backends import", "from sb3_snn.spiking.description import")), (source.name, line)
+
+
+def _example_for(name: str):
+    """A small network every installed backend accepts (nir: no reset by subtraction)."""
+    description = examples.sdn_like(hidden=(8,)) if name == "nir" else examples.converted_like(hidden=(8,), timesteps=8)
+    return description, examples.example_observations(description, 16)
+
+
+@pytest.mark.parametrize("name", backends.available())
+def test_every_backend_takes_the_cost_context_and_refuses_unknown_options(name):
+    """``compile(..., action_rate_hz=...)`` works on every backend (the pipeline passes it to all); an unknown
+    option is refused with its name and the accepted ones."""
+    backend = backends.load(name)
+    description, obs = _example_for(name)
+    deployment = backend.compile(description, obs, action_rate_hz=25.0)
+    report = deployment.report()
+    assert report.backend == name == backend.name
+    assert "25" in str(report)  # used (a power figure) or recorded
+    assert "action_rate_hz" not in backend.compile_options() and backend.compile_options() == sorted(backend.compile_options())
+    with pytest.raises(backends.UnknownOptionError, match=rf"backend '{name}' has no option 'no_such_option'; accepted: "
+                                                          r"action_rate_hz") as error:
+        backend.compile(description, obs, no_such_option=1)
+    assert error.value.accepted == backend.compile_options() and isinstance(error.value, TypeError)
+
+
+def _tiny_cvtc(beta: float):
+    import sb3_snn
+
+    model = sb3_snn.DDQN("CVTCPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[16], beta=beta), seed=0)
+    return model.policy
+
+
+@pytest.mark.parametrize("mode", ["beta", "mostafa"])
+@pytest.mark.parametrize("beta", [1e-3, 0.05])
+def test_temporal_reference_simulation_equals_the_cvtc_policy(mode, beta):
+    """``sb3_snn.spiking.simulate`` on a CVTC policy's description gives the policy's own Q-values (float64, to
+    1e-9 relative: only float rounding differs) and actions, in both inference modes; every neuron spikes at most
+    once, and under Mostafa's equation some may not at all."""
+    import torch as th
+
+    from sb3_snn.spiking import simulate
+
+    policy = _tiny_cvtc(beta)
+    policy.set_training_mode(False)
+    policy.set_inference(mode)
+    description = policy.spiking_description()
+    assert description.is_temporal
+    obs = (np.random.default_rng(1).standard_normal((64, 4)) * examples.CARTPOLE_SCALE).astype(np.float32)
+    network = policy.q_net.double()
+    with th.no_grad():  # the policy's encoder sees float32 observations: give the simulation the same values
+        q_values = network(th.as_tensor(obs)).numpy()
+    result = simulate(description, obs.astype(np.float64))
+    np.testing.assert_allclose(result.outputs, q_values, rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(result.actions, q_values.argmax(axis=1))
+    assert set(result.spike_counts) == {layer.name for layer in description.layers}
+    for counts in result.spike_counts.values():
+        assert set(np.unique(counts)) <= {0.0, 1.0}
+    if mode == "beta":  # the beta term makes every neuron fire
+        assert all(counts.min() == 1.0 for counts in result.spike_counts.values())

@@ -9,7 +9,7 @@ import pytest
 
 from sb3_snn import backends
 from sb3_snn.backends import examples
-from sb3_snn.zoo import export
+from sb3_snn.cli import export
 
 from conftest import ROOT
 
@@ -35,8 +35,13 @@ def test_export_refusal_is_a_clear_error(tmp_path, capsys):
     code = export.main(["--backend", "nir", "--policy-file", str(folder), "--out", str(tmp_path / "o"), "--n-calibration", "4"])
     assert code == 1 and "NIR has no reset by subtraction" in capsys.readouterr().err
     code = export.main(["--backend", "nir", "--policy-file", str(folder), "--out", str(tmp_path / "o"), "--n-calibration", "4",
-                        "--approximate-reset"])
+                        "--set", "approximate_reset=true"])
     assert code == 0 and (tmp_path / "o" / "model.nir").is_file()
+    capsys.readouterr()
+    code = export.main(["--backend", "nir", "--policy-file", str(folder), "--out", str(tmp_path / "o"),
+                        "--set", "weight_bits=4"])
+    error = capsys.readouterr().err
+    assert code == 2 and "backend 'nir' has no option 'weight_bits'; accepted: action_rate_hz, approximate_reset" in error
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +85,19 @@ def test_export_converted_policy_file(converted_cartpole, tmp_path, capsys):
                         "--n-calibration", "64"])
     out = capsys.readouterr().out
     assert code == 0 and "q_net" in out and "agreement with float SNN" in out
+
+
+def test_export_cvtc_policy_file_to_nir_with_episodes(tmp_path, capsys):
+    """A CVTC policy file (beta-free mode) through ``--policy-file``: exported as an exact time-to-first-spike graph,
+    and played; the float reference of a temporal network is its exact spike-time simulation."""
+    import sb3_snn
+
+    policy = sb3_snn.DDQN("CVTCPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), seed=0).policy
+    policy.set_inference("mostafa")
+    policy.save(tmp_path / "cvtc.pt")
+    code = export.main(["--backend", "nir", "--policy-file", str(tmp_path / "cvtc.pt"), "--env", "CartPole-v1",
+                        "--out", str(tmp_path / "o"), "--n-calibration", "16", "--episodes", "1",
+                        "--set", "temporal_node=li_if", "--json", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    figures = json.loads((tmp_path / "r.json").read_text())["episodes"]
+    assert figures["agreement_with_float_snn"] == 1.0 and figures["agreement_with_policy"] >= 0.95

@@ -280,7 +280,7 @@ def test_convert_dqn_plays_predicts_saves_loads(cartpole_dqn: DQN, tmp_path) -> 
     path = tmp_path / "policy.pt"
     policy.save(path)
     raw = th.load(path, weights_only=True)  # no pickle needed
-    assert raw["format"] == "sb3-snn/converted-q-policy"
+    assert raw["format"] == "sb3-snn/policy" and raw["class"] == "ConvertedQPolicy"
     loaded = ConvertedQPolicy.load(path, device="cpu")
     assert np.array_equal(loaded.predict(batch)[0], actions)
     assert loaded.timesteps == 30 and loaded.scales == policy.scales

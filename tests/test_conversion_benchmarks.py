@@ -12,8 +12,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from bench_conversion_cartpole import teacher_note, teacher_provenance  # noqa: E402
-from bench_conversion_cartpole_train import PRESETS, ZOO_CARTPOLE, run_dir  # noqa: E402
+from bench_conversion_cartpole import teacher_note, teacher_provenance
+from bench_conversion_cartpole_train import PRESETS, ZOO_CARTPOLE, run_dir
 
 
 def test_zoo_preset_is_rl_zoo3s_cartpole_dqn() -> None:
@@ -80,7 +80,7 @@ def test_teacher_screen_row(tmp_path: Path) -> None:
     """The teacher screen converts a (tiny, untrained) DQN and reports agreement per percentile, rounding and T."""
     from stable_baselines3 import DQN
 
-    from bench_conversion_cartpole_teachers import screen_teacher  # noqa: E402
+    from bench_conversion_cartpole_teachers import screen_teacher
 
     path = tmp_path / "tiny.zip"
     DQN("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": [8]}, seed=0, device="cpu").save(path)
@@ -91,4 +91,4 @@ def test_teacher_screen_row(tmp_path: Path) -> None:
     assert 0.0 <= row["p99.9 clipped ANN"] <= 1.0 and row["Q min"] <= row["Q max"]
     # lambda of every layer: the calibration maximum (p 100) is at least its 99.9th percentile
     assert len(row["p99.9 lambdas"]) == 2
-    assert all(top >= p for top, p in zip(row["p100.0 lambdas"], row["p99.9 lambdas"]))
+    assert all(top >= p for top, p in zip(row["p100.0 lambdas"], row["p99.9 lambdas"], strict=True))

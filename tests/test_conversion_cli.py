@@ -52,9 +52,9 @@ def test_convert_command_sweeps_roundings(tmp_path) -> None:
 
 
 def test_settings_sections() -> None:
-    assert load_settings("sb3_snn/configs/zoo/conversion.yml", "CartPole-v1")["timesteps"] == [50, 100, 200, 500]
-    assert load_settings("sb3_snn/configs/zoo/conversion.yml", "SpaceInvadersNoFrameskip-v4")["max_episode_steps"] == 4500
-    assert load_settings("sb3_snn/configs/zoo/conversion.yml", "Acrobot-v1")["percentile"] == 99.9
+    assert load_settings("sb3_snn/configs/conversion.yml", "CartPole-v1")["timesteps"] == [50, 100, 200, 500]
+    assert load_settings("sb3_snn/configs/conversion.yml", "SpaceInvadersNoFrameskip-v4")["max_episode_steps"] == 4500
+    assert load_settings("sb3_snn/configs/conversion.yml", "Acrobot-v1")["percentile"] == 99.9
 
 
 def test_sweep_rows_and_conversion_rate() -> None:

@@ -11,8 +11,8 @@ import pytest
 import torch as th
 from gymnasium import spaces
 
-from sb3_snn.cvtc.layers import CVTCLinear, PopulationEncoder, cvtc_spike_times, default_z_never
-from sb3_snn.cvtc.layers import cvtc as cvtc_module
+from sb3_snn.cvtc import CVTCLinear, PopulationEncoder, cvtc_spike_times, default_z_never
+from sb3_snn.cvtc import layers as cvtc_module
 from sb3_snn.cvtc.layers import fused_available
 
 T_MIN, T_MAX, DT = -1.0, 9.0, 1e-4

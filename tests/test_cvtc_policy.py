@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -26,7 +27,11 @@ KWARGS = dict(net_arch=[8], weight_sum_reg=1.0, encoder={"n_points": 5})
 def test_learn_save_load_same_actions(algo: type, tmp_path) -> None:
     model = algo("CVTCPolicy", "CartPole-v1", policy_kwargs=KWARGS, seed=0, **TINY)
     assert isinstance(model.policy, CVTCPolicy)
-    model.learn(150)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.learn(150)
+    ignored = [w for w in caught if "weight_sum_reg" in str(w.message)]
+    assert len(ignored) == (1 if algo is DQN else 0)  # DQN never adds the regulariser: warned once
     obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32) * 0.5
     actions, _ = model.predict(obs, deterministic=True)
     model.save(tmp_path / "model.zip")
@@ -34,7 +39,9 @@ def test_learn_save_load_same_actions(algo: type, tmp_path) -> None:
     assert np.array_equal(loaded.predict(obs, deterministic=True)[0], actions)
     assert loaded.policy.q_net.layers[0].in_features == 20 and loaded.policy.weight_sum_reg == 1.0
     loaded.set_env(gym.make("CartPole-v1"))
-    loaded.learn(60)  # training goes on after load
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the loaded DQN's policy warns about weight_sum_reg again
+        loaded.learn(60)  # training goes on after load
 
 
 def test_constructor_parameters_complete() -> None:
@@ -55,7 +62,8 @@ def test_inference_modes_and_regulariser() -> None:
     assert not any(layer.mostafa for layer in policy.q_net.layers + policy.q_net_target.layers)
     with th.no_grad():
         policy.q_net.layers[0].weight.fill_(0.0)
-    assert policy.auxiliary_loss().item() == pytest.approx(8.0 + (1 - policy.q_net.layers[1].weight.sum(1)).clamp_min(0).sum().item())
+    expected = 8.0 + (1 - policy.q_net.layers[1].weight.sum(1)).clamp_min(0).sum().item()
+    assert policy.auxiliary_loss().item() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +82,8 @@ def test_unsupported_spaces(obs_space: spaces.Space, action_space: spaces.Space,
 
 def test_spiking_description_round_trip(tmp_path) -> None:
     model = DQN("CVTCPolicy", "MountainCar-v0", policy_kwargs=dict(net_arch=[6, 5], encoder="mountaincar", q_sign=-1), **TINY)
+    assert model.policy.inference == "beta"  # the default acting mode: Eq. 9
+    model.policy.set_inference("mostafa")  # the beta-free network a chip runs
     description = model.policy.spiking_description()
     assert [layer.neuron.model for layer in description.layers] == ["temporal"] * 3
     assert description.layers[0].neuron.params["beta"] == 0.0 and description.layers[0].neuron.params["beta_training"] == 1e-3
@@ -81,7 +91,31 @@ def test_spiking_description_round_trip(tmp_path) -> None:
     assert description.readout["q_sign"] == -1 and description.n_actions == 3
     loaded = SpikingDescription.from_files(description.to_files(tmp_path / "cvtc"))
     assert np.array_equal(loaded.layers[1].weight, model.policy.q_net.layers[1].weight.detach().numpy())
-    assert model.policy.spiking_description("beta").layers[0].neuron.params["beta"] == 1e-3
+    model.policy.set_inference("beta")
+    assert model.policy.spiking_description().layers[0].neuron.params["beta"] == 1e-3
+
+
+def test_weight_sum_reg_is_applied_or_warned() -> None:
+    """DDQN adds the regulariser to every step's loss (silently); plain DQN does not and the policy warns
+    once, naming it; without a regulariser nothing is said."""
+    obs = th.as_tensor(np.random.default_rng(0).normal(size=(8, 4)), dtype=th.float32)
+
+    def steps(policy: CVTCPolicy, n: int, auxiliary: bool) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(n):
+                loss = policy.q_net(obs).sum() + (policy.auxiliary_loss() if auxiliary else 0.0)
+                policy.optimizer.zero_grad()
+                loss.backward()
+                policy.optimizer.step()
+        return [str(w.message) for w in caught]
+
+    policy = CVTCPolicy(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), lambda _: 1e-3, net_arch=[4], weight_sum_reg=10.0)
+    assert steps(policy, 2, auxiliary=True) == []
+    messages = steps(policy, 3, auxiliary=False)
+    assert len(messages) == 1 and "weight_sum_reg=10" in messages[0] and "sb3_snn.DDQN" in messages[0]
+    plain = CVTCPolicy(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), lambda _: 1e-3, net_arch=[4])
+    assert steps(plain, 2, auxiliary=False) == []
 
 
 def test_stats_callback_logs(tmp_path) -> None:

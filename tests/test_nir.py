@@ -123,7 +123,8 @@ def test_beta_free_cvtc_is_written_as_time_to_first_spike_graph(tmp_path, tempor
     import json
 
     policy = _tiny_cvtc()
-    description = policy.spiking_description()  # inference="mostafa": beta = 0
+    policy.set_inference("mostafa")  # the beta-free network: beta = 0 in the description
+    description = policy.spiking_description()
     obs = _cartpole_obs(32)
     deployment = backends.load("nir").compile(policy, obs, temporal_node=temporal_node)
     assert deployment.calibration["agreement"] == 1.0
@@ -166,7 +167,8 @@ def test_beta_free_cvtc_is_written_as_time_to_first_spike_graph(tmp_path, tempor
 
 def test_cvtc_with_beta_is_refused_unless_dropped():
     policy = _tiny_cvtc()
-    description = policy.spiking_description(inference="beta")
+    policy.set_inference("beta")
+    description = policy.spiking_description()
     obs = _cartpole_obs(16)
     with pytest.raises(UnsupportedNetworkError, match="beta.*drop_beta=True"):
         backends.load("nir").compile(description, obs)

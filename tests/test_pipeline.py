@@ -38,6 +38,8 @@ def test_end_to_end_prints_the_table_and_writes_results(finished):
     assert [row["agent"] for row in summary["rows"]] == ["teacher", "sdn", "converted", "cvtc"]
     energy = {row["agent"]: row["energy/action (µJ)"] for row in summary["rows"]}
     assert energy["sdn"] > 0 and energy["converted"] > 0 and energy["teacher"] > 0
+    sources = {row["agent"]: row["energy source"] for row in summary["rows"]}
+    assert sources == {"teacher": "fp32 ANN", "sdn": "nc64c", "converted": "nc64c", "cvtc": None}
     for plot in ("learning_curves.png", "conversion_score_vs_T.png", "energy_per_action.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
     assert {r["timesteps"] for r in summary["conversion_sweep"]} == {0, 8, 32}
@@ -114,3 +116,29 @@ def test_agent_that_does_not_fit_the_chip_is_reported_not_fatal(finished, tmp_pa
     evaluation = json.loads((out / "evaluation/evaluation.json").read_text())
     rows = {row["agent"]: row for row in summary_rows(evaluation, outcome.summary, None)}
     assert rows["converted"]["energy/action (µJ)"] == "not exported: FitError"
+
+
+def test_pipeline_exports_with_the_nir_backend(finished, tmp_path):
+    """``export.backend: nir``: the finished run's stages are reused, the export stage reruns with the NIR backend
+    (``compile`` takes the cost context like every backend), and the table and plots name no other backend."""
+    import shutil
+
+    out, _ = finished
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    config = yaml.safe_load(TINY.read_text())
+    config["CartPole-v1"]["export"].update(backend="nir", options={"approximate_reset": True})
+    config_path = tmp_path / "nir.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    stdout = _pipeline(copy, config_path).stdout
+    assert "evaluation: outputs valid, skipped" in stdout and "export: outputs valid, skipped" not in stdout
+    for agent in ("sdn", "converted"):
+        report = (copy / f"export/{agent}_report.txt").read_text()
+        assert report.startswith("backend: nir") and "actions per second" in report, report
+        assert (copy / f"export/{agent}/model.nir").is_file()
+    assert "reset by subtraction written as reset to 0" in (copy / "export/converted_report.txt").read_text()
+    summary = json.loads((copy / "summary.json").read_text())
+    rows = {row["agent"]: row for row in summary["rows"]}
+    assert rows["sdn"]["energy/action (µJ)"] is None and rows["sdn"]["energy source"] is None  # NIR has no energy model
+    assert rows["teacher"]["energy source"] == "fp32 ANN"
+    assert json.loads((copy / "export/stage.json").read_text())["summary"]["backend"] == "nir"

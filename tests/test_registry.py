@@ -84,6 +84,17 @@ def test_list_shows_ddqn(tmp_path):
     assert "ddqn" in out and "sb3_snn.ddqn:DDQN" in out and "sb3-snn" in out
 
 
+def test_converted_policy_is_registered_but_serves_no_algorithm(tmp_path):
+    """ConvertedQPolicy is built by sb3_snn.convert, not trained: registered, in no policy_aliases, listed
+    with what builds it."""
+    plugin = registry.plugins("policies")["ConvertedQPolicy"]
+    assert plugin.target is sb3_snn.ConvertedQPolicy and plugin.served_algos == ()
+    assert all("ConvertedQPolicy" not in getattr(algo, "policy_aliases", {}) for algo in registry.sb3_algorithms().values())
+    listing = run_cli(["-m", "sb3_snn", "list"], cwd=tmp_path).stdout.splitlines()
+    line = next(line for line in listing if "ConvertedQPolicy" in line)
+    assert "[built by: sb3_snn.convert]" in line and "serves" not in line
+
+
 def test_installed_plugin_appears_in_list_and_broken_one_warns(plugin_site, tmp_path):
     proc = run_cli(["-m", "sb3_snn", "list"], cwd=tmp_path, env={"PYTHONPATH": str(plugin_site)})
     assert "DummyQPolicy" in proc.stdout and "sb3-snn-dummy-plugin" in proc.stdout

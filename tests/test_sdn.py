@@ -107,7 +107,7 @@ def test_spiking_description_reproduces_the_policy(kind: str, kwargs: dict) -> N
     assert (result.actions == logits.argmax(1)).all()
     for name, counts in policy.network.last_spike_counts.items():
         np.testing.assert_array_equal(result.spike_counts[name], counts.numpy())
-    report = policy.cost_report()
+    report = policy.cost_report(obs)
     assert report.synops > 0 and set(report.firing_rates) == set(policy.network.last_spike_counts)
 
 
@@ -250,7 +250,9 @@ def test_lif_numpy_and_torch_recurrences_agree() -> None:
 
 
 @pytest.mark.parametrize("kind", ["cnn", "mlp"])
-def test_predict_shortcut_matches_sb3_predict(kind: str) -> None:
+def test_predict_matches_the_training_forward(kind: str) -> None:
+    """SB3's ``predict`` (which reaches the compiled path through ``_predict``) gives the actions of the
+    training forward for a batch, a single observation and inputs SB3 converts (channel-last images, lists)."""
     policy, obs = _random_policy(kind, {}, 0)
     policy.set_training_mode(True)
     batch = obs.numpy()
@@ -263,7 +265,13 @@ def test_predict_shortcut_matches_sb3_predict(kind: str) -> None:
     single, _ = policy.predict(batch[3], deterministic=True)
     assert single.shape == () and single == expected[3]
     assert BasePolicy.predict(policy, batch[3], deterministic=True)[0].shape == ()
-    # what the shortcut does not take goes through SB3's own path: channel-last images, lists
+    calls = []
+    lean = policy.network.forward_lean
+    policy.network.forward_lean = lambda *args: calls.append(args) or lean(*args)  # SB3's predict on the CPU: compiled
+    np.testing.assert_array_equal(policy.predict(batch, deterministic=True)[0], expected)
+    assert len(calls) == 1
+    del policy.network.forward_lean
+    # what SB3's obs_to_tensor converts first: channel-last images, lists
     other = batch[:2].transpose(0, 2, 3, 1) if kind == "cnn" else batch[:2].tolist()
     np.testing.assert_array_equal(policy.predict(other, deterministic=True)[0], expected[:2])
 
@@ -343,7 +351,7 @@ def test_lean_path_matches_the_training_forward(kind: str, kwargs: dict) -> None
         np.testing.assert_allclose(logits, nodes.numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(actions, nodes.argmax(1).numpy())
         np.testing.assert_array_equal(policy.predict(obs.numpy(), deterministic=True)[0], actions)
-        assert policy.cost_report().synops >= 0
+        assert policy.cost_report(obs.numpy()).synops >= 0
 
 
 def test_lean_path_inputs() -> None:

@@ -145,7 +145,7 @@ def test_tensorboard_has_distillation_scalars(tmp_path: Path) -> None:
 
 
 def test_runner_trains_sdn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sb3_snn.zoo import train
+    from sb3_snn.cli import train
 
     teacher_path = tmp_path / "teacher.zip"
     _teacher("dqn").save(teacher_path)

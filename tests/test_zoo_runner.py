@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli, scalar_tags
+from conftest import run_cli, scalar_tags
 
 TINY_DDQN = ["learning_starts:100", "train_freq:16", "gradient_steps:4", "policy_kwargs:dict(net_arch=[16])"]
 
@@ -20,7 +20,7 @@ def trained(tmp_path_factory) -> Path:
     """A tiny DDQN run through ``sb3-snn train`` with the project's zoo config."""
     work = tmp_path_factory.mktemp("runner")
     run_cli(
-        ["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-conf", str(ROOT / "sb3_snn/configs/zoo/ddqn.yml"),
+        ["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-conf", "ddqn",  # the shipped config by name
          "-n", "1200", "-tb", "tb", "--seed", "0", "--eval-freq", "600", "--eval-episodes", "2",
          "--log-interval", "1", "-params", *TINY_DDQN],
         cwd=work,
@@ -28,6 +28,7 @@ def trained(tmp_path_factory) -> Path:
     return work
 
 
+@pytest.mark.expensive  # a CLI training
 def test_train_writes_the_rl_zoo_layout(trained):
     run = trained / "logs/ddqn/CartPole-v1_1"
     for name in ("CartPole-v1.zip", "best_model.zip", "evaluations.npz", "CartPole-v1/config.yml",
@@ -35,6 +36,7 @@ def test_train_writes_the_rl_zoo_layout(trained):
         assert (run / name).is_file(), name
 
 
+@pytest.mark.expensive  # a CLI training
 def test_train_tensorboard_has_training_scalars(trained):
     runs = sorted(p.name for p in (trained / "tb/CartPole-v1").iterdir())
     assert runs == ["DDQN_1"]
@@ -44,6 +46,7 @@ def test_train_tensorboard_has_training_scalars(trained):
     assert all(v == v for v in tags["train/loss"])  # no NaN
 
 
+@pytest.mark.expensive  # a CLI training
 def test_evaluate_prints_mean_std_and_writes_json(trained):
     proc = run_cli(["-m", "sb3_snn", "evaluate", "--algo", "ddqn", "--env", "CartPole-v1", "-f", "logs",
                     "--episodes", "3", "--json", "eval/out.json"], cwd=trained)
@@ -60,6 +63,7 @@ def test_evaluate_missing_experiment_is_a_clear_error(tmp_path):
     assert "no trained ddqn agent for CartPole-v1" in proc.stderr
 
 
+@pytest.mark.expensive  # a CLI training
 def test_train_uses_project_config_by_default(tmp_path):
     """Without -conf the runner finds sb3_snn/configs/zoo/ddqn.yml (rl_zoo3 ships none for ddqn)."""
     run_cli(["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-n", "200", "--eval-freq", "-1",
@@ -77,6 +81,7 @@ def test_console_script_and_usage(tmp_path):
     assert proc.returncode == 2 and "unknown command 'bogus'" in proc.stderr
 
 
+@pytest.mark.expensive  # a CLI training
 def test_hyperparameter_search_works_for_ddqn(tmp_path):
     """-optimize needs a sampler for the new algorithm: DDQN borrows DQN's."""
     proc = run_cli(["-m", "sb3_snn", "train", "--algo", "ddqn", "--env", "CartPole-v1", "-optimize", "--n-trials", "2",

@@ -5,16 +5,18 @@ Usage::
     from sb3_snn import backends
 
     backend = backends.load("nc64c")                       # any name in the sb3_snn.backends group
-    deployment = backend.compile(policy, example_obs)       # check -> map -> build
+    deployment = backend.compile(policy, example_obs, action_rate_hz=50.0)   # check -> map -> build
     print(deployment.report())                              # a table; .to_dict() / .to_json()
     actions = deployment.run(obs)
     deployment.save("out/nc64c")
     again = backend.load_deployment("out/nc64c")            # no original policy needed
 
 A backend plugin is a distribution declaring an entry point in the ``sb3_snn.backends`` group that
-names a :class:`Backend` subclass. It should import only this module and
-:mod:`sb3_snn.spiking.description`; everything else it needs (the float reference simulation,
-SynOps counting, artifact reading and writing) is re-exported here.
+names a :class:`Backend` subclass implementing :meth:`Backend.build`. It should import only this module
+and :mod:`sb3_snn.spiking`; everything else it needs (the float reference simulation, SynOps counting,
+artifact reading and writing) is re-exported here. Every backend accepts the same call,
+``compile(policy, example_obs, *, action_rate_hz=None, **options)``, and refuses an option it does not
+know (:class:`UnknownOptionError`, listing :meth:`Backend.compile_options`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from sb3_snn import registry
 from sb3_snn.backends.artifact import read_artifact, write_artifact
 from sb3_snn.backends.base import (
+    COST_CONTEXT,
     ArtifactError,
     Backend,
     BackendError,
@@ -31,6 +34,7 @@ from sb3_snn.backends.base import (
     Deployment,
     FitError,
     ReportSection,
+    UnknownOptionError,
     UnsupportedNetworkError,
     agreement,
     as_description,
@@ -43,10 +47,10 @@ from sb3_snn.spiking.simulate import simulate as reference_simulate
 from sb3_snn.spiking.synops import CostReport, count_operations, dense_macs, fan_out
 
 __all__ = [
-    "CONTEXT_POWER_W", "FP32_MAC_PJ",
+    "CONTEXT_POWER_W", "COST_CONTEXT", "FP32_MAC_PJ",
     "ArtifactError", "Backend", "BackendError", "BackendReport", "CostReport", "Deployment", "FitError",
     "Layer", "NeuronPopulation", "ReportSection", "SimulationResult", "SpikingDescription",
-    "UnsupportedNetworkError", "agreement", "as_description", "available", "count_operations",
+    "UnknownOptionError", "UnsupportedNetworkError", "agreement", "as_description", "available", "count_operations",
     "dense_macs", "describe_network", "encode_step", "fan_out", "layer_current", "load", "neuron_step",
     "read_artifact", "reference_simulate",
     "write_artifact",

@@ -4,10 +4,21 @@ A backend consumes only a :class:`~sb3_snn.spiking.SpikingDescription` (what
 ``policy.spiking_description()`` returns); it never reaches into a policy's internals. The flow
 follows sinabs / PAIBox: *check* (constraints, before anything runs), *map* (cores), *build*
 (quantised network, simulation, cost report, artifact).
+
+Every backend is compiled the same way, so that the command line and the pipeline never ask which
+one they hold::
+
+    backend.compile(policy, example_obs, action_rate_hz=50.0, **options)
+
+``action_rate_hz`` (actions per second) is the cost context every backend accepts: one with a power
+model turns energy per action into watts with it, the others record it in their report. ``options``
+are the backend's own (:meth:`Backend.compile_options`); an option it does not know raises
+:class:`UnknownOptionError`, naming it and the accepted ones. A backend implements :meth:`Backend.build`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -56,6 +67,25 @@ class UnsupportedNetworkError(BackendError, ValueError):
 
 class ArtifactError(BackendError, ValueError):
     """An artifact on disk is missing, of another format or version, corrupted or tampered with."""
+
+
+class UnknownOptionError(BackendError, TypeError):
+    """``compile`` was given an option the backend does not have.
+
+    :param target: the backend name
+    :param unknown: the options it does not know
+    :param accepted: the options it accepts
+    """
+
+    def __init__(self, target: str, unknown: list[str], accepted: list[str]) -> None:
+        self.target, self.unknown, self.accepted = target, list(unknown), list(accepted)
+        names = ", ".join(repr(name) for name in self.unknown)
+        super().__init__(f"backend {target!r} has no option {names}; accepted: "
+                         f"{', '.join([COST_CONTEXT, *self.accepted])}")
+
+
+#: The compile option every backend accepts: actions per second, the context of its cost figures.
+COST_CONTEXT = "action_rate_hz"
 
 
 @dataclass
@@ -150,20 +180,59 @@ class Deployment(ABC):
 
 
 class Backend(ABC):
-    """A hardware target (or an exchange format). Registered under the ``sb3_snn.backends`` entry-point group."""
+    """A hardware target (or an exchange format). Registered under the ``sb3_snn.backends`` entry-point group.
+
+    A backend implements :meth:`build` (and :meth:`load_deployment`); :meth:`compile` resolves the
+    policy into its description and refuses unknown options before calling it.
+    """
 
     name: str = "?"
 
-    @abstractmethod
-    def compile(self, policy: Any, example_obs: np.ndarray, **options: Any) -> Deployment:
+    def compile(self, policy: Any, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
+                **options: Any) -> Deployment:
         """Check, map and build a deployment.
 
         :param policy: a :class:`SpikingDescription`, an object with ``spiking_description()``, or a
             folder written by :meth:`SpikingDescription.to_files`
         :param example_obs: ``[batch, *input_shape]`` observations used for calibration and for the
-            activity-based estimates of the report
-        :param options: backend-specific options
+            activity-based estimates of the report (preprocessed as the description's input)
+        :param action_rate_hz: actions per second, the cost context (``None``: the backend's default)
+        :param options: the backend's own options (:meth:`compile_options`)
+        :raises UnknownOptionError: an option the backend does not accept
         """
+        self.check_options(options)
+        description = as_description(policy)
+        return self.build(description, np.asarray(example_obs, dtype=np.float64), action_rate_hz=action_rate_hz,
+                          **options)
+
+    @abstractmethod
+    def build(self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
+              **options: Any) -> Deployment:
+        """Check, map and build a deployment of ``description`` (what :meth:`compile` calls).
+
+        :param description: the network
+        :param example_obs: ``[batch, *input_shape]`` float64 observations
+        :param action_rate_hz: actions per second, the cost context (``None``: the backend's default)
+        :param options: the backend's own options, already checked against :meth:`compile_options`
+        """
+
+    def compile_options(self) -> list[str]:
+        """The options :meth:`compile` accepts besides ``action_rate_hz``: by default the named keyword
+        parameters of :meth:`build` (a backend that takes ``**options`` lists them itself)."""
+        skip = {"description", "example_obs", COST_CONTEXT}
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return sorted(name for name, parameter in inspect.signature(self.build).parameters.items()
+                      if parameter.kind in kinds and name not in skip)
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise :class:`UnknownOptionError` for any option that is not in :meth:`compile_options`.
+
+        :param options: option names (and values) meant for :meth:`compile`
+        """
+        accepted = self.compile_options()
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise UnknownOptionError(self.name, unknown, accepted)
 
     @abstractmethod
     def load_deployment(self, path: str | Path) -> Deployment:

@@ -19,7 +19,8 @@ flatten                 ``Flatten(start_dim=0)``                           shape
 ``r = tau/dt`` for LIF is spikingjelly's ``LIFNode(tau, decay_input=False)`` (``tau_sj = 1/(1-decay)``).
 
 NIR has no reset by subtraction: an ``IF``/``LIF`` population with ``reset = "subtract"`` (a
-converted network) is refused with that reason, unless ``approximate_reset=True`` is passed, in which
+converted network) is refused with that reason, unless ``approximate_reset=True`` is passed (CLI:
+``--set approximate_reset=true``), in which
 case it is written as a reset to 0 (a different network: :meth:`NIRDeployment.run` simulates exactly
 what the file says, so the report's agreement figure shows the cost of the approximation). The readout,
 the input encoding and the time steps are not NIR concepts: they are stored as JSON in the graph's
@@ -43,9 +44,13 @@ the *spike times* ``t_i = ln(z_i)`` of the population encoder (one spike per inp
 on the host (observation -> spike times; its constants are ``metadata["sb3_snn"]["encoding"]``); the
 readout (``metadata["sb3_snn"]["readout"]``, ``temporal``) is the output neurons' first spike times,
 ``Q = q_sign * exp(t_out)``, action ``argmax``; a neuron silent until ``z_never`` counts as firing at
-``ln(z_never)``. A description with ``beta != 0`` (``spiking_description(inference="beta")``) is refused
-unless ``drop_beta=True`` (CLI: ``--set drop_beta=true``): the graph is then the beta-free network and
-the report's agreement figure measures what dropping beta costs.
+``ln(z_never)``. A description with ``beta != 0`` (a CVTC policy in its ``"beta"`` inference mode) is
+refused unless ``drop_beta=True`` (CLI: ``--set drop_beta=true``): the graph is then the beta-free network
+and the report's agreement figure measures what dropping beta costs. Both the original and the written
+network run on :func:`sb3_snn.spiking.simulate`, which computes temporal networks' exact spike times.
+
+``action_rate_hz`` (the cost context of :meth:`sb3_snn.backends.Backend.compile`) has no NIR meaning: it is
+recorded in the report and the artifact, for the toolchain that runs the graph.
 """
 
 from __future__ import annotations
@@ -58,13 +63,13 @@ import numpy as np
 
 from sb3_snn.backends.artifact import read_artifact, write_artifact
 from sb3_snn.backends.base import (
+    COST_CONTEXT,
     Backend,
     BackendReport,
     Deployment,
     ReportSection,
     UnsupportedNetworkError,
     agreement,
-    as_description,
     describe_network,
 )
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
@@ -87,11 +92,6 @@ def _require_nir() -> Any:
 TEMPORAL_NODES = ("cuba_lif", "li_if")
 TEMPORAL_TAU_MEM = 1e6  # the CubaLIF membrane constant standing in for "no leak" (time unit: tau_syn = 1)
 TEMPORAL_V_RESET = -1e6  # far below threshold: a literal simulation fires each neuron once
-
-
-def is_temporal(description: SpikingDescription) -> bool:
-    """True if any layer has time-to-first-spike (CVTC) neurons."""
-    return any(layer.neuron is not None and layer.neuron.model == "temporal" for layer in description.layers)
 
 
 def check_temporal(description: SpikingDescription, drop_beta: bool = False, temporal_node: str = "cuba_lif",
@@ -122,7 +122,7 @@ def check_temporal(description: SpikingDescription, drop_beta: bool = False, tem
                 raise UnsupportedNetworkError(
                     layer.name, f"temporal neurons with beta = {beta:g}",
                     "NIR has no node for the beta term (V += beta * exp(t)); export the beta-free (Mostafa) "
-                    "network (spiking_description(inference='mostafa')) or pass drop_beta=True "
+                    "network (the policy in its 'mostafa' inference mode) or pass drop_beta=True "
                     "(CLI: --set drop_beta=true), which changes the network", "nir")
             approximations.append(f"{layer.name}: beta = {beta:g} dropped (beta-free Mostafa inference)")
         if temporal_node == "cuba_lif":
@@ -141,7 +141,7 @@ def check_nir(description: SpikingDescription, approximate_reset: bool = False, 
     :param temporal_node: ``"cuba_lif"`` or ``"li_if"`` (see the module docstring)
     :param tau_mem: the CubaLIF membrane constant for ``"cuba_lif"``
     """
-    if is_temporal(description):
+    if description.is_temporal:
         return check_temporal(description, drop_beta, temporal_node, tau_mem)
     approximations = []
     if description.encoding.get("kind") not in ("analog", "frames"):
@@ -156,7 +156,7 @@ def check_nir(description: SpikingDescription, approximate_reset: bool = False, 
                 raise UnsupportedNetworkError(
                     layer.name, "reset by subtraction",
                     "NIR has no reset by subtraction (IF/LIF nodes reset to v_reset); pass approximate_reset=True "
-                    "(CLI: --approximate-reset) to write a reset to 0 instead, which changes the network", "nir")
+                    "(CLI: --set approximate_reset=true) to write a reset to 0 instead, which changes the network", "nir")
             approximations.append(f"{layer.name}: reset by subtraction written as reset to 0")
         if neuron.decay != 1.0 and not 0 < neuron.decay < 1:
             raise UnsupportedNetworkError(layer.name, f"decay {neuron.decay}", "decay must lie in (0, 1]", "nir")
@@ -245,7 +245,7 @@ def to_nir(description: SpikingDescription, dt: float = DEFAULT_DT, approximate_
     """
     nir = _require_nir()
     approximations = check_nir(description, approximate_reset, drop_beta, temporal_node, tau_mem)
-    if is_temporal(description):
+    if description.is_temporal:
         return _temporal_to_nir(nir, description, approximations, temporal_node, tau_mem)
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(step_input_shape(description)))}
     edges, previous = [], "input"
@@ -354,36 +354,8 @@ def _temporal_from_nir(nir: Any, graph: Any, meta: dict[str, Any]) -> SpikingDes
                               metadata={"source": "nir", "inference": "mostafa", "node": meta["temporal"]["node"]})
 
 
-def temporal_q_values(description: SpikingDescription, obs: np.ndarray) -> np.ndarray:
-    """Q-values ``q_sign * z_out`` of an all-temporal (CVTC) description, computed event-free in closed form.
-
-    The population encoder runs from ``description.encoding``; every layer uses Eq. 9 with its ``beta``
-    (Mostafa's Eq. 4 when ``beta == 0``), as :class:`sb3_snn.cvtc.CVTCLinear` does.
-
-    :param description: the network
-    :param obs: ``[batch, *input_shape]`` raw observations
-    """
-    import torch as th
-
-    from sb3_snn.cvtc.layers import cvtc_spike_times
-    from sb3_snn.cvtc.encoders import PopulationEncoder
-
-    encoding = description.encoding
-    keys = ("gains", "offsets", "n_points", "amplitude", "center", "sigma", "z_high", "clip")
-    encoder = PopulationEncoder(**{key: encoding[key] for key in keys if key in encoding})
-    with th.no_grad():
-        z = encoder(th.as_tensor(np.asarray(obs), dtype=th.float32))
-        for layer in description.layers:
-            params = layer.neuron.params or {}
-            beta = float(params.get("beta", 0.0))
-            z, _ = cvtc_spike_times(z, th.as_tensor(np.asarray(layer.weight), dtype=th.float32), beta=beta,
-                                    mostafa=beta == 0.0, z_never=params.get("z_never"))
-    return float(description.readout.get("q_sign", 1.0)) * z.numpy()
-
-
 def _actions(description: SpikingDescription, obs: np.ndarray) -> np.ndarray:
-    if is_temporal(description):
-        return temporal_q_values(description, obs).argmax(axis=1)
+    """Greedy actions of the reference simulation (exact spike times for a temporal network)."""
     return simulate(description, obs).actions
 
 
@@ -414,14 +386,16 @@ class NIRDeployment(Deployment):
     :param approximations: what was approximated (empty: exact)
     :param dt: the time step written into the graph's constants
     :param calibration: agreement of the graph's network with the original, on the example observations
+    :param action_rate_hz: actions per second the deployment is meant for (recorded, ``None``: not given)
     """
 
     backend_name = "nir"
 
     def __init__(self, graph: Any, description: SpikingDescription, approximations: list[str], dt: float,
-                 calibration: dict[str, Any]) -> None:
+                 calibration: dict[str, Any], action_rate_hz: float | None = None) -> None:
         super().__init__(description)
         self.graph, self.approximations, self.dt, self.calibration = graph, approximations, dt, calibration
+        self.action_rate_hz = action_rate_hz
         self.exported = from_nir(graph)
 
     def run(self, obs: np.ndarray) -> np.ndarray:
@@ -450,9 +424,10 @@ class NIRDeployment(Deployment):
             ["exact", not self.approximations],
             ["agreement with original", self.calibration.get("agreement")],
             ["example observations", self.calibration.get("n_obs")],
+            ["actions per second", "-" if self.action_rate_hz is None else self.action_rate_hz],
         ])
         notes = [f"approximation: {a}" for a in self.approximations]
-        if is_temporal(self.description):
+        if self.description.is_temporal:
             notes.append("time-to-first-spike (CVTC, beta-free) graph in continuous time (unit tau_syn = 1): input = spike "
                          "times t = ln(z) from the population encoder, which runs on the host (constants in "
                          "metadata['sb3_snn']['encoding']); each neuron's first spike only; readout Q = q_sign * exp(t_out), "
@@ -460,8 +435,17 @@ class NIRDeployment(Deployment):
         else:
             notes.append(f"neuron constants assume a reader discretising with dt={self.dt:g} (forward Euler); "
                          "readout, encoding and time steps are in metadata['sb3_snn']")
+        if self.action_rate_hz is not None:
+            notes.append(f"actions per second ({self.action_rate_hz:g}) recorded for the toolchain that runs the graph; "
+                         "NIR carries no cost model")
+        metrics: dict[str, float] = {}
+        if self.calibration.get("agreement") is not None:
+            metrics["agreement"] = float(self.calibration["agreement"])
+        if self.action_rate_hz is not None:
+            metrics[COST_CONTEXT] = float(self.action_rate_hz)
         return BackendReport("nir", describe_network(self.description),
-                             [summary, ReportSection("nodes", ["node", "type", "shape", "parameters"], rows)], notes)
+                             [summary, ReportSection("nodes", ["node", "type", "shape", "parameters"], rows)], notes,
+                             metrics)
 
     def save(self, path: str | Path) -> Path:
         """Write ``model.nir`` (readable with ``nir.read``) + the checksummed artifact files."""
@@ -470,7 +454,7 @@ class NIRDeployment(Deployment):
         folder.mkdir(parents=True, exist_ok=True)
         nir.write(folder / GRAPH_FILE, self.graph)
         document = {"backend": "nir", "dt": self.dt, "approximations": self.approximations,
-                    "calibration": self.calibration, "graph": GRAPH_FILE}
+                    "calibration": self.calibration, "graph": GRAPH_FILE, COST_CONTEXT: self.action_rate_hz}
         return write_artifact(folder, format=FORMAT, format_version=FORMAT_VERSION, document=document, arrays={},
                               description=self.description, extra_files=(GRAPH_FILE,))
 
@@ -492,13 +476,16 @@ class NIRBackend(Backend):
         self.dt, self.approximate_reset = dt, approximate_reset
         self.drop_beta, self.temporal_node, self.tau_mem = drop_beta, temporal_node, tau_mem
 
-    def compile(self, policy: Any, example_obs: np.ndarray, approximate_reset: bool | None = None,
-                dt: float | None = None, drop_beta: bool | None = None, temporal_node: str | None = None,
-                tau_mem: float | None = None) -> NIRDeployment:
+    def build(  # type: ignore[override]  # compile() accepts exactly the options named here
+        self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
+        approximate_reset: bool | None = None, dt: float | None = None, drop_beta: bool | None = None,
+        temporal_node: str | None = None, tau_mem: float | None = None,
+    ) -> NIRDeployment:
         """Check that NIR can express the network, build the graph, and compare it with the original.
 
-        :param policy: a spiking description, a spiking policy or a description folder
+        :param description: the network
         :param example_obs: ``[batch, *input_shape]`` observations for the agreement figure
+        :param action_rate_hz: actions per second, recorded in the report and the artifact
         :param approximate_reset: overrides the backend's setting
         :param dt: overrides the backend's setting
         :param drop_beta: overrides the backend's setting
@@ -507,7 +494,6 @@ class NIRBackend(Backend):
         :raises UnsupportedNetworkError: reset by subtraction (without the flag), temporal neurons with
             ``beta != 0`` (without ``drop_beta``)
         """
-        description = as_description(policy)
         dt = self.dt if dt is None else dt
         approx = self.approximate_reset if approximate_reset is None else approximate_reset
         options = {"drop_beta": self.drop_beta if drop_beta is None else bool(drop_beta),
@@ -515,7 +501,7 @@ class NIRBackend(Backend):
                    "tau_mem": self.tau_mem if tau_mem is None else float(tau_mem)}
         approximations = check_nir(description, approx, **options)
         graph = to_nir(description, dt=dt, approximate_reset=approx, **options)
-        deployment = NIRDeployment(graph, description, approximations, dt, {})
+        deployment = NIRDeployment(graph, description, approximations, dt, {}, action_rate_hz)
         example_obs = np.asarray(example_obs, dtype=np.float64)
         reference = _actions(description, example_obs)
         deployment.calibration = {"n_obs": int(len(example_obs)),
@@ -527,7 +513,8 @@ class NIRBackend(Backend):
         nir = _require_nir()
         document, _, description = read_artifact(path, format=FORMAT, format_version=FORMAT_VERSION)
         graph = nir.read(Path(path) / document["graph"])
-        return NIRDeployment(graph, description, document["approximations"], document["dt"], document["calibration"])
+        return NIRDeployment(graph, description, document["approximations"], document["dt"], document["calibration"],
+                             document.get(COST_CONTEXT))
 
 
 def spikingjelly_outputs(graph: Any, description: SpikingDescription, obs: np.ndarray, dt: float = DEFAULT_DT) -> np.ndarray:

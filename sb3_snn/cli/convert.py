@@ -72,16 +72,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_from_path(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Load ``--model-path`` with the ``--algo`` class and build its env (Atari: the fixture's wrappers)."""
+    """Load ``--model-path`` as ``--algo`` (:func:`sb3_snn.common.models.load_model`) and build its env
+    (Atari: SB3's Atari wrappers and a 4-frame stack, as rl_zoo3 trains them)."""
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_atari_env, make_vec_env
-    from stable_baselines3.common.vec_env import VecFrameStack
+    from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
-    from sb3_snn.zoo.algos import install_algos
+    from sb3_snn.common.models import load_model
 
-    algos = install_algos()
-    if args.algo not in algos:
-        raise SystemExit(f"unknown algorithm {args.algo!r}; known: {', '.join(sorted(algos))}")
+    try:
+        model = load_model(args.model_path, algo=args.algo, device=args.device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"sb3-snn convert: {exc}") from exc
+    env: VecEnv
     if "NoFrameskip" in args.env:
         import ale_py
 
@@ -89,9 +92,6 @@ def _load_from_path(args: argparse.Namespace) -> tuple[Any, Any]:
         env = VecFrameStack(make_atari_env(args.env, n_envs=1, seed=args.seed), n_stack=4)
     else:
         env = make_vec_env(args.env, n_envs=1, seed=args.seed)
-    custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
-    kwargs = {"buffer_size": 1} if args.algo in ("dqn", "ddqn", "qrdqn") else {}
-    model = algos[args.algo].load(args.model_path, device=args.device, custom_objects=custom, **kwargs)
     return model, env
 
 

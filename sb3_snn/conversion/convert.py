@@ -15,21 +15,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_snn.common.observations import collect_observations
 from sb3_snn.conversion.extract import SourceNetwork, extract_network
 from sb3_snn.conversion.normalisation import normalise_layers, percentile_scales
 from sb3_snn.conversion.policies import ConvertedQPolicy, layer_spec
 
 
-def _as_vec_env(env: gym.Env | VecEnv) -> VecEnv:
-    return env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
-
-
 def collect_calibration_frames(
     source: SourceNetwork, env: gym.Env | VecEnv, n_frames: int, epsilon: float = 0.05, seed: int | None = None
 ) -> np.ndarray:
-    """Observations seen while the source network plays epsilon-greedily.
+    """Observations seen while the source network plays epsilon-greedily
+    (:func:`sb3_snn.common.observations.collect_observations`).
 
     :param source: the extracted network (acts greedily on its own Q-values)
     :param env: environment (a ``VecEnv`` or a single ``gym.Env``)
@@ -37,23 +35,11 @@ def collect_calibration_frames(
     :param epsilon: probability of a uniformly random action
     :param seed: seeds the environment and the epsilon draws
     """
-    venv = _as_vec_env(env)
-    rng = np.random.default_rng(seed)
-    if seed is not None:
-        venv.seed(seed)
-    obs = venv.reset()
-    frames: list[np.ndarray] = []
-    count = 0
-    n_actions = int(source.action_space.n)
-    with th.no_grad():
-        while count < n_frames:
-            frames.append(np.array(obs))
-            count += len(obs)
-            greedy = source.q_values(source.preprocess(obs)).argmax(dim=1).numpy()
-            random = rng.integers(n_actions, size=len(greedy))
-            actions = np.where(rng.random(len(greedy)) < epsilon, random, greedy)  # epsilon-greedy
-            obs, _, _, _ = venv.step(actions)
-    return np.concatenate(frames)[:n_frames]
+    def greedy(obs: np.ndarray) -> np.ndarray:
+        with th.no_grad():
+            return source.q_values(source.preprocess(obs)).argmax(dim=1).numpy()
+
+    return collect_observations(env, n_frames, greedy, epsilon=epsilon, seed=seed)
 
 
 def convert(

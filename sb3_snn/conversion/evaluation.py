@@ -7,16 +7,15 @@ epsilon = 0.05). SynOps per action come from :func:`sb3_snn.spiking.count_operat
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_snn.common.evaluation import Agreement, CostSum, play_episodes
 from sb3_snn.conversion.policies import ConvertedQPolicy
 from sb3_snn.spiking.synops import count_operations
 
@@ -61,23 +60,6 @@ class ConversionResult:
         return asdict(self)
 
 
-def _greedy(model: Any, obs: np.ndarray) -> np.ndarray:
-    actions, _ = model.predict(obs, deterministic=True)
-    return np.asarray(actions).reshape(-1)
-
-
-def _request_real_reset(venv: VecEnv) -> None:
-    """Make the next ``reset()`` start a new game after an episode cut short by ``max_episode_steps``.
-
-    SB3's ``EpisodicLifeEnv`` (in ``AtariWrapper``) resets the game only after a real game over; after a
-    cut it would take one no-op step and go on with the old game, ignoring the new episode's seed (and the
-    ``Monitor`` below it would add the old game's rewards to the next score). Its ``was_real_done`` flag is
-    set through gymnasium's ``set_wrapper_attr`` (any vector env, in its workers too); envs without that
-    wrapper are left as they are.
-    """
-    venv.env_method("set_wrapper_attr", "was_real_done", True, force=False)
-
-
 def run_episodes(
     actor: Any,
     env: gym.Env | VecEnv,
@@ -87,7 +69,11 @@ def run_episodes(
     reference: Any | None = None,
     max_episode_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Play ``n_episodes`` with ``actor`` acting epsilon-greedily (one env at a time).
+    """Play ``n_episodes`` with ``actor`` acting epsilon-greedily (one env at a time), on
+    :func:`sb3_snn.common.evaluation.play_episodes`.
+
+    A :class:`ConvertedQPolicy` acts through one simulation per step, whose spike counts give that step's
+    SynOps (and whose time is the actor's time); anything else acts through ``predict``.
 
     :param actor: a :class:`ConvertedQPolicy` or anything with SB3's ``predict``
     :param env: environment (a single-env ``VecEnv`` or a ``gym.Env``)
@@ -100,62 +86,32 @@ def run_episodes(
     :return: dict with ``scores``, ``matches``, ``n_steps``, ``truncated``, ``seconds``,
         and for a spiking actor ``cost`` (summed :class:`CostReport` fields) and ``rates``
     """
-    venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: Monitor(env)])
-    if venv.num_envs != 1:
-        raise ValueError("run_episodes plays one environment at a time (num_envs == 1)")
-    monitored = bool(venv.env_is_wrapped(Monitor)[0])
-    n_actions = int(venv.action_space.n)
-    spiking = isinstance(actor, ConvertedQPolicy)
-    description = actor.spiking_description() if spiking else None
-    scores: list[float] = []
-    matches = steps = truncated = 0
-    seconds = 0.0
-    synops = input_macs = 0.0
-    rates: dict[str, float] = {}
-    for episode in range(n_episodes):
-        episode_seed = None if seed is None else seed + episode
-        if episode_seed is not None:
-            venv.seed(episode_seed)
-        rng = np.random.default_rng(episode_seed)  # epsilon draws of this episode only
-        obs = venv.reset()
-        total, length = 0.0, 0
-        while True:
-            start = time.perf_counter()
-            if spiking:
-                obs_tensor, _ = actor.obs_to_tensor(obs)
-                with th.no_grad():
-                    simulation = actor.simulate(obs_tensor)
-                greedy = simulation.outputs.argmax(dim=1).cpu().numpy()
-                seconds += time.perf_counter() - start
-                cost = count_operations(description, actor.spike_counts_by_name(simulation))
-                synops += cost.synops
-                input_macs += cost.input_macs
-                for name, rate in cost.firing_rates.items():
-                    rates[name] = rates.get(name, 0.0) + rate
-            else:
-                greedy = _greedy(actor, obs)
-                seconds += time.perf_counter() - start
-            if reference is not None:
-                matches += int((_greedy(reference, obs) == greedy).sum())  # CR counts agreement on this frame
-            action = rng.integers(n_actions) if rng.random() < epsilon else int(greedy[0])  # epsilon-greedy
-            obs, rewards, dones, infos = venv.step(np.array([action]))
-            total += float(rewards[0])
-            length += 1
-            steps += 1
-            if dones[0]:
-                if monitored and "episode" not in infos[0]:
-                    continue  # a life lost (terminal_on_life_loss): the game goes on
-                scores.append(float(infos[0]["episode"]["r"]) if monitored else total)
-                break
-            if max_episode_steps is not None and length >= max_episode_steps:
-                scores.append(total)  # wrapper-level (e.g. clipped) return of the truncated episode
-                truncated += 1
-                _request_real_reset(venv)
-                break
-    out: dict[str, Any] = {"scores": scores, "matches": matches, "n_steps": steps, "truncated": truncated,
-                           "seconds": seconds}
-    if spiking:
-        out.update(synops=synops, input_macs=input_macs, rates={k: v / max(steps, 1) for k, v in rates.items()},
+    hooks: list[Any] = []
+    agreement = Agreement(reference) if reference is not None else None
+    cost = None
+    act: Any = actor
+    if isinstance(actor, ConvertedQPolicy):  # this method's own policy: SynOps from the simulation that acts
+        description = actor.spiking_description()
+        last: list[Any] = []
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            obs_tensor, _ = actor.obs_to_tensor(obs)
+            with th.no_grad():
+                simulation = actor.simulate(obs_tensor)  # type: ignore[arg-type]  # a Box space: one tensor
+            last[:] = [simulation]
+            return simulation.outputs.argmax(dim=1).cpu().numpy()
+
+        cost = CostSum(lambda obs: count_operations(description, actor.spike_counts_by_name(last[0])))
+        hooks.append(cost)
+    if agreement is not None:
+        hooks.append(agreement)  # CR counts agreement on this frame
+    run = play_episodes(act, env, n_episodes, epsilon=epsilon, seed=seed, max_episode_steps=max_episode_steps,
+                        hooks=hooks)
+    out: dict[str, Any] = {"scores": run.scores, "matches": agreement.matches if agreement else 0,
+                           "n_steps": run.n_steps, "truncated": run.truncated, "seconds": run.seconds}
+    if cost is not None:
+        out.update(synops=cost.synops, input_macs=cost.input_macs,
+                   rates={k: v / max(run.n_steps, 1) for k, v in cost.rates.items()},
                    ann_macs=count_operations(description, {}).ann_macs)
     return out
 

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import maybe_transpose, preprocess_obs
 from torch import nn
+
+from sb3_snn.common.models import acting_network
+from sb3_snn.common.observations import preprocess_observations
 
 #: Leaf modules the conversion understands.
 SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)
@@ -52,16 +54,6 @@ class SourceNetwork:
         from sb3_snn.conversion.normalisation import layer_activations
 
         return layer_activations(self.layers, x)[-1]
-
-
-def preprocess_observations(
-    obs: np.ndarray | th.Tensor, observation_space: spaces.Space, normalize_images: bool, device: th.device | str = "cpu"
-) -> th.Tensor:
-    """Batch of raw observations (channel-last images allowed) -> float input, SB3's preprocessing."""
-    if isinstance(obs, np.ndarray):
-        obs = maybe_transpose(obs, observation_space)
-    tensor = th.as_tensor(obs, device=device)
-    return preprocess_obs(tensor, observation_space, normalize_images=normalize_images).float()
 
 
 def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
@@ -128,30 +120,17 @@ def extract_network(source: Any) -> SourceNetwork:
         ``QNetwork``, ``QuantileNetwork`` or a discrete ``ActorCriticPolicy``
     :raises ValueError: unsupported model, action space or layer (the layer is named)
     """
-    from stable_baselines3.common.base_class import BaseAlgorithm
-    from stable_baselines3.common.policies import ActorCriticPolicy
-
-    module = source.policy if isinstance(source, BaseAlgorithm) else source
-    if hasattr(module, "q_net") and hasattr(module.q_net, "q_net"):  # DQNPolicy -> QNetwork
-        module = module.q_net
-    if hasattr(module, "quantile_net") and hasattr(module.quantile_net, "quantile_net"):  # QRDQNPolicy
-        module = module.quantile_net
-    if isinstance(getattr(module, "q_net", None), nn.Sequential):  # QNetwork
-        kind, parts = "q", [("features_extractor", module.features_extractor), ("q_net", module.q_net)]
-    elif isinstance(getattr(module, "quantile_net", None), nn.Sequential):  # QuantileNetwork
-        kind, parts = "quantile", [("features_extractor", module.features_extractor), ("quantile_net", module.quantile_net)]
-    elif isinstance(module, ActorCriticPolicy):
-        kind = "actor"
-        parts = [
-            ("pi_features_extractor", module.pi_features_extractor),
-            ("mlp_extractor.policy_net", module.mlp_extractor.policy_net),
-            ("action_net", module.action_net),
-        ]
-    else:
+    try:
+        acting = acting_network(source)
+    except TypeError:
+        acting = None
+    if acting is None or acting.kind == "policy":
         raise ValueError(
             f"cannot convert {type(source).__name__}: expected a DQN/DDQN/QR-DQN model or policy, "
             "or a discrete actor-critic policy"
         )
+    module: Any = acting.policy
+    kind, parts = acting.kind, acting.modules
     if not isinstance(module.action_space, spaces.Discrete):
         raise ValueError(f"conversion needs a Discrete action space, got {module.action_space}")
     if isinstance(module.observation_space, (spaces.Dict, spaces.Tuple)):

@@ -1,16 +1,19 @@
 """``ConvertedQPolicy``: a converted (normalised) ReLU Q-network run as integrate-and-fire neurons.
 
 An SB3 ``BasePolicy``: ``predict`` (single and vectorised observations), ``evaluate_policy``,
-``get_parameters``/``set_parameters`` work as for any SB3 policy. ``save``/``load`` do not pickle:
-the file is a plain ``torch.save`` of dicts, lists, numbers, strings and tensors that loads with
-``torch.load(weights_only=True)``.
+``get_parameters``/``set_parameters`` work as for any SB3 policy; ``forward`` gives the readout values
+(the spiking counterpart of the Q-values). ``save``/``load`` do not pickle: they write and read the policy
+file format of :mod:`sb3_snn.common.policy_io` (``torch.load(weights_only=True)``).
+
+Not trained by an algorithm: :func:`sb3_snn.convert` builds it from a trained Q-network, so it serves no
+algorithm's ``policy_aliases`` (``served_algos = ()``; ``built_by`` names the converter).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -19,13 +22,15 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
+from sb3_snn.common.policy_io import load_policy, save_policy
 from sb3_snn.conversion.simulation import READOUTS, IFSimulation, is_synaptic, simulate_fast
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+from sb3_snn.spiking.synops import CostReport, count_operations
 
 #: How hidden neurons turn their integrated current into a spike count (see ``ConvertedQPolicy``).
 ROUNDINGS = ("floor", "round")
-FILE_FORMAT = "sb3-snn/converted-q-policy"
-FILE_VERSION = 1
+
+SelfConvertedQPolicy = TypeVar("SelfConvertedQPolicy", bound="ConvertedQPolicy")
 
 
 def layer_spec(layer: nn.Module) -> dict[str, Any]:
@@ -54,27 +59,6 @@ def build_layer(spec: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown layer kind {spec['kind']!r}")
 
 
-def _space_to_dict(space: spaces.Space) -> dict[str, Any]:
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, spaces.Box):
-        return {"type": "Box", "low": th.as_tensor(space.low), "high": th.as_tensor(space.high),
-                "dtype": np.dtype(space.dtype).name}
-    if isinstance(space, spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": th.as_tensor(np.asarray(space.n)).tolist()}
-    raise ValueError(f"cannot save a {type(space).__name__} observation space without pickle")
-
-
-def _space_from_dict(data: dict[str, Any]) -> spaces.Space:
-    if data["type"] == "Discrete":
-        return spaces.Discrete(data["n"], start=data["start"])
-    if data["type"] == "Box":
-        return spaces.Box(low=data["low"].numpy(), high=data["high"].numpy(), dtype=np.dtype(data["dtype"]))
-    if data["type"] == "MultiBinary":
-        return spaces.MultiBinary(data["n"])
-    raise ValueError(f"unknown space type {data['type']!r}")
-
-
 class ConvertedQPolicy(BasePolicy):
     """Greedy policy of a ReLU Q-network converted to integrate-and-fire neurons (Tan et al. 2021).
 
@@ -101,6 +85,11 @@ class ConvertedQPolicy(BasePolicy):
     :param max_chunk_elements: batch observations so that ``T * batch * neurons`` stays below this
     :param metadata: free-form provenance (source algorithm, percentile, env id, ...)
     """
+
+    #: No algorithm trains it (``sb3-snn list`` shows ``built_by`` instead).
+    served_algos: ClassVar[tuple[str, ...]] = ()
+    #: What builds it.
+    built_by: ClassVar[str] = "sb3_snn.convert"
 
     def __init__(
         self,
@@ -222,16 +211,43 @@ class ConvertedQPolicy(BasePolicy):
             fast_fraction={k: float(np.mean([p.fast_fraction[k] for p in parts])) for k in parts[0].fast_fraction},
         )
 
-    def forward(self, obs: th.Tensor, deterministic: bool = True) -> th.Tensor:
-        """Greedy actions ``[batch]`` for raw observation tensors."""
-        return self._predict(obs, deterministic)
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        """The last layer's readout ``[batch, n_actions]`` (the spiking counterpart of Q / lambda_L) of raw
+        observation tensors; the greedy action is its argmax (:meth:`_predict`).
 
-    def readout_values(self, obs: th.Tensor) -> th.Tensor:
-        """The last layer's readout ``[batch, n_actions]`` (spiking counterpart of Q / lambda_L)."""
+        :param obs: ``[batch, *obs_shape]`` raw observations
+        """
         return self.simulate(obs).outputs
 
+    def readout_values(self, obs: th.Tensor) -> th.Tensor:
+        """The last layer's readout ``[batch, n_actions]``: :meth:`forward`.
+
+        :param obs: ``[batch, *obs_shape]`` raw observations
+        """
+        return self.forward(obs)
+
     def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
-        return self.simulate(observation).outputs.argmax(dim=1)  # greedy: a = argmax_a f_L(a)
+        """Greedy actions ``[batch]``: ``a = argmax_a f_L(a)`` of the readout.
+
+        :param observation: ``[batch, *obs_shape]`` raw observations
+        :param deterministic: ignored (the policy is greedy)
+        """
+        return self.forward(observation).argmax(dim=1)
+
+    def parameter_bytes(self) -> int:
+        """Bytes of the weights and biases of the layers (float32 as converted: 4 per parameter)."""
+        return sum(p.numel() * p.element_size() for p in self.layers.parameters())
+
+    @th.no_grad()
+    def cost_report(self, obs: np.ndarray | th.Tensor) -> CostReport:
+        """SynOps per action, the first layer's dense MACs (its input is an analog current) and firing rates
+        per layer, on a batch of raw observations (see :func:`sb3_snn.spiking.synops.count_operations`).
+
+        :param obs: raw observations: a numpy observation or batch (as ``predict`` takes them), or a tensor batch
+        """
+        observations = obs if isinstance(obs, th.Tensor) else cast(th.Tensor, self.obs_to_tensor(obs)[0])
+        simulation = self.simulate(observations.to(self.device))
+        return count_operations(self.spiking_description(), self.spike_counts_by_name(simulation))
 
     def spiking_description(self) -> SpikingDescription:
         """The network as a :class:`SpikingDescription` (IF, decay 1, subtract, analog input).
@@ -242,7 +258,7 @@ class ConvertedQPolicy(BasePolicy):
         layers = []
         last = max(i for i, layer in enumerate(self.layers) if is_synaptic(layer))
         for index, (layer, spec, name, (in_shape, out_shape)) in enumerate(
-            zip(self.layers, self.layer_specs, self.layer_names, self._shapes)
+            zip(self.layers, self.layer_specs, self.layer_names, self._shapes, strict=True)
         ):
             weight = bias = None
             if is_synaptic(layer):
@@ -269,40 +285,20 @@ class ConvertedQPolicy(BasePolicy):
         return {self.layer_names[i]: c.detach().cpu().numpy() for i, c in simulation.spike_counts.items()}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Save constructor arguments and weights; loads with ``torch.load(weights_only=True)``.
+        """Write the policy (constructor arguments and weights, no pickle) in the format of
+        :mod:`sb3_snn.common.policy_io`; :meth:`load` reads it back.
 
-        :param path: file to write (``.pt`` by convention)
+        :param path: the file to write (``.pt`` by convention)
         """
-        params = self._get_constructor_parameters()
-        params["observation_space"] = _space_to_dict(self.observation_space)
-        params["action_space"] = _space_to_dict(self.action_space)
-        th.save({"format": FILE_FORMAT, "version": FILE_VERSION, "params": params,
-                 "state_dict": {k: v.cpu() for k, v in self.state_dict().items()}}, path)
+        save_policy(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: th.device | str = "auto") -> ConvertedQPolicy:  # type: ignore[override]
-        """Load a policy written by :meth:`save` (no pickle: ``weights_only=True``).
+    def load(  # type: ignore[override]
+        cls: type[SelfConvertedQPolicy], path: str | os.PathLike, device: th.device | str = "auto"
+    ) -> SelfConvertedQPolicy:
+        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``: no pickle).
 
-        :param path: file written by :meth:`save`
+        :param path: the file written by :meth:`save`
         :param device: torch device (``"auto"``: CUDA when available)
         """
-        from stable_baselines3.common.utils import get_device
-
-        data = th.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path}: not a converted Q-policy file")
-        if data.get("version") != FILE_VERSION:
-            raise ValueError(f"{path}: version {data.get('version')} is not supported (expected {FILE_VERSION})")
-        params = dict(data["params"])
-        params["observation_space"] = _space_from_dict(params["observation_space"])
-        params["action_space"] = _space_from_dict(params["action_space"])
-        params = {k: v for k, v in params.items() if k in _CONSTRUCTOR_ARGS}
-        policy = cls(**params)
-        policy.load_state_dict(data["state_dict"])
-        return policy.to(get_device(device))
-
-
-_CONSTRUCTOR_ARGS = {
-    "observation_space", "action_space", "layer_specs", "layer_names", "timesteps", "readout", "threshold",
-    "scales", "normalize_images", "max_chunk_elements", "metadata", "rounding",
-}
+        return load_policy(cls, path, device)

@@ -6,12 +6,18 @@ neurons' spike times (z-domain) are the Q-values: ``Q = q_sign * z_out``. With `
 CartPole code) the latest spike is the best action and rewards must keep Q above 1; with ``-1`` (the
 MountainCar code) the earliest spike wins.
 
-``DQN("CVTCPolicy", env)`` and ``sb3_snn.DDQN("CVTCPolicy", env)`` work after ``import sb3_snn``.
+``DQN("CVTCPolicy", env)`` and ``sb3_snn.DDQN("CVTCPolicy", env)`` work after ``import sb3_snn``. Mostafa's
+weight-sum regulariser (``weight_sum_reg``) is a term of the loss: :class:`sb3_snn.DDQN` adds it (it calls
+:meth:`CVTCPolicy.auxiliary_loss`); with an algorithm that does not, the policy warns at the first
+optimizer step instead of silently training without it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import warnings
+from itertools import pairwise
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -22,11 +28,15 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from sb3_snn.cvtc.layers import DEFAULT_BETA, CVTCLinear, spike_time
+from sb3_snn.common.policy_io import load_policy, save_policy
 from sb3_snn.cvtc.encoders import PopulationEncoder
+from sb3_snn.cvtc.layers import DEFAULT_BETA, CVTCLinear, spike_time
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+from sb3_snn.spiking.synops import CostReport, dense_macs
 
 INFERENCE_MODES = ("beta", "mostafa")
+
+SelfCVTCPolicy = TypeVar("SelfCVTCPolicy", bound="CVTCPolicy")
 
 
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
@@ -77,7 +87,7 @@ class CVTCQNetwork(BasePolicy):
         self.encoder_spec = encoder
         self.encoder = PopulationEncoder.build(observation_space, encoder)
         sizes = [self.encoder.out_features, *self.net_arch, int(action_space.n)]
-        self.layers = nn.ModuleList(CVTCLinear(n_in, n_out, beta=self.beta, init=init) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(CVTCLinear(n_in, n_out, beta=self.beta, init=init) for n_in, n_out in pairwise(sizes))
         self.inference = inference
         self.set_inference(inference)
 
@@ -132,8 +142,9 @@ class CVTCPolicy(DQNPolicy):
     :param q_sign: +1: Q = z_out (latest spike is best); -1: Q = -z_out (earliest spike is best)
     :param inference: ``"beta"`` or ``"mostafa"`` (beta-free Eq. 4) for acting and evaluation;
         training always uses Eq. 9 on the online network
-    :param weight_sum_reg: K of Mostafa's regulariser K * sum_j relu(1 - sum_i w_ji), added by
-        :class:`sb3_snn.DDQN` through :meth:`auxiliary_loss` (plain ``DQN`` ignores it)
+    :param weight_sum_reg: K of Mostafa's regulariser K * sum_j relu(1 - sum_i w_ji), added to the loss by
+        :class:`sb3_snn.DDQN` through :meth:`auxiliary_loss`; an algorithm that never calls it (plain SB3
+        ``DQN``) trains without it, and the policy then warns (once, at the first optimizer step)
     :param init: ``"normal"`` (mean 1.5/n_in, sd 5/n_in) or ``"xavier_uniform"``
     :param optimizer_class: optimizer class
     :param optimizer_kwargs: optimizer arguments besides the learning rate
@@ -177,6 +188,36 @@ class CVTCPolicy(DQNPolicy):
             normalize_images=False,
         )
 
+    def _build(self, lr_schedule: Schedule) -> None:
+        """DQNPolicy's networks and optimizer; with ``weight_sum_reg > 0`` a hook on the optimizer's step
+        that warns when the regulariser was left out of the loss (:meth:`_check_auxiliary_loss`)."""
+        super()._build(lr_schedule)
+        self._auxiliary_loss_used = False
+        self._auxiliary_loss_warned = False
+        if self.weight_sum_reg > 0:
+            self.optimizer.register_step_pre_hook(self._check_auxiliary_loss)
+
+    def _check_auxiliary_loss(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Before each optimizer step: warn once if :meth:`auxiliary_loss` was not called since the last step
+        (the algorithm does not add the regulariser, so ``weight_sum_reg`` would have no effect)."""
+        if not self._auxiliary_loss_used and not self._auxiliary_loss_warned:
+            self._auxiliary_loss_warned = True
+            warnings.warn(
+                f"CVTCPolicy(weight_sum_reg={self.weight_sum_reg:g}) is not applied: the optimizer stepped without "
+                "CVTCPolicy.auxiliary_loss() in the loss (plain SB3 DQN does not call it); train with sb3_snn.DDQN, "
+                "or add policy.auxiliary_loss() to your algorithm's loss, or set weight_sum_reg=0",
+                UserWarning,
+                stacklevel=3,  # the caller of optimizer.step() (the algorithm's train)
+            )
+        self._auxiliary_loss_used = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling and ``copy.deepcopy``: a torch optimizer drops its hooks when copied, so the
+        ``weight_sum_reg`` check is registered again on the copy's optimizer."""
+        super().__setstate__(state)
+        if self.weight_sum_reg > 0 and getattr(self, "optimizer", None) is not None:
+            self.optimizer.register_step_pre_hook(self._check_auxiliary_loss)
+
     def make_q_net(self) -> CVTCQNetwork:
         """A fresh CVTC Q-network (called twice: online and target)."""
         return CVTCQNetwork(
@@ -208,9 +249,49 @@ class CVTCPolicy(DQNPolicy):
         self.inference = mode
 
     def auxiliary_loss(self) -> th.Tensor:
-        """``weight_sum_reg * sum_layers sum_j relu(1 - sum_i w_ji)`` (Mostafa 2017), for :class:`sb3_snn.DDQN`."""
+        """``weight_sum_reg * sum_layers sum_j relu(1 - sum_i w_ji)`` (Mostafa 2017), for :class:`sb3_snn.DDQN`
+        (which adds it to every gradient step's loss)."""
+        self._auxiliary_loss_used = True
         penalty = sum(layer.weight_sum_penalty() for layer in self.q_net.layers)
         return self.weight_sum_reg * penalty  # type: ignore[return-value]
+
+    def forward(self, obs: th.Tensor, deterministic: bool = True) -> th.Tensor:  # type: ignore[override]
+        """Q-values ``[batch, n_actions]`` of the online network, in its current mode (``inference`` when
+        acting and evaluating, Eq. 9 while training).
+
+        :param obs: a batch of raw observations
+        :param deterministic: ignored (the greedy action is ``_predict``'s)
+        """
+        return self.q_net(obs)
+
+    def preprocess(self, obs: th.Tensor) -> th.Tensor:
+        """Observations as the network's population encoder takes them (float): the input of
+        :meth:`spiking_description`, whose ``population_temporal`` encoding turns them into spike times.
+
+        :param obs: raw observations
+        """
+        return obs.float()
+
+    def parameter_bytes(self) -> int:
+        """Bytes of the weights that act: the online Q-network's (float32: 4 per weight), not the target copy."""
+        return sum(p.numel() * p.element_size() for p in self.q_net.parameters())
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the policy (constructor arguments and the weights of both networks, no pickle) in the format
+        of :mod:`sb3_snn.common.policy_io`; :meth:`load` reads it back.
+
+        :param path: the file to write
+        """
+        save_policy(self, path)
+
+    @classmethod
+    def load(cls: type[SelfCVTCPolicy], path: str | os.PathLike, device: th.device | str = "auto") -> SelfCVTCPolicy:  # type: ignore[override]
+        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``).
+
+        :param path: the file
+        :param device: torch device (``"auto"``: CUDA when available)
+        """
+        return load_policy(cls, path, device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -250,14 +331,13 @@ class CVTCPolicy(DQNPolicy):
             stats[f"cvtc/beta_only_share_layer{index}"] = share
         return stats
 
-    def spiking_description(self, inference: str = "mostafa") -> SpikingDescription:
-        """The network as plain data for hardware backends (neuron model ``"temporal"``).
-
-        :param inference: ``"mostafa"`` (default: the beta-free network a chip runs, ``params.beta = 0``)
-            or ``"beta"`` (Eq. 9 with the training beta)
+    def spiking_description(self) -> SpikingDescription:
+        """The network as plain data for hardware backends (neuron model ``"temporal"``), in the policy's
+        acting mode :attr:`inference`: ``"beta"`` (Eq. 9, ``params.beta`` = the training beta) or
+        ``"mostafa"`` (Eq. 4, ``params.beta = 0``). Call ``set_inference("mostafa")`` first for the beta-free
+        network a chip runs (backends without the beta term refuse ``beta > 0``).
         """
-        if inference not in INFERENCE_MODES:
-            raise ValueError(f"unknown inference mode {inference!r}; expected one of {INFERENCE_MODES}")
+        inference = self.inference
         net = self.q_net
         layers = []
         for index, layer in enumerate(net.layers):
@@ -284,3 +364,43 @@ class CVTCPolicy(DQNPolicy):
             metadata={"method": "cvtc", "inference": inference, "beta_training": self.beta,
                       "note": "event-driven time-to-first-spike network: timesteps=1 means one pass"},
         )
+
+    @th.no_grad()
+    def cost_report(self, obs: np.ndarray | th.Tensor) -> CostReport:
+        """Synaptic operations per action of the event-driven network, in the acting mode :attr:`inference`,
+        averaged over a batch of raw observations.
+
+        A temporal network has no time steps: every neuron spikes at most once per action. Every input
+        neuron of the population code spikes (those far from the value late, at ``z_high``); a hidden
+        neuron spikes unless it never reaches threshold (possible under Mostafa's Eq. 4 only). A spike is
+        delivered to every synapse it drives, so layer ``l`` receives
+
+            SynOps_l = (presynaptic neurons that spike) x fan-out = n_spiking_inputs_l x out_features_l
+
+        (an upper bound of the work of a chip that stops delivering to neurons that have already fired).
+        ``firing_rates`` is the share of each layer's neurons that spike (spikes per neuron per action);
+        ``input_macs`` is 0 (the encoder emits spikes); ``ann_macs`` is one dense pass of the same weights.
+
+        :param obs: raw observations: a numpy observation or batch (as ``predict`` takes them), or a tensor batch
+        """
+        observations = obs if isinstance(obs, th.Tensor) else cast(th.Tensor, self.obs_to_tensor(obs)[0])
+        net = self.q_net
+        layers = cast(list[CVTCLinear], list(net.layers))
+        mode = net.inference
+        try:
+            net.set_inference(self.inference)
+            times = net.spike_times(self.preprocess(observations.to(self.device)))
+            fired = [th.ones_like(times[0], dtype=th.bool)]  # every input neuron of the population code spikes
+            for layer in layers:
+                assert layer.last_info is not None  # set by the forward pass above
+                fired.append(layer.last_info.fired)
+        finally:
+            net.set_inference(mode)
+        per_layer: dict[str, float] = {}
+        rates: dict[str, float] = {}
+        for index, layer in enumerate(layers):
+            name = f"cvtc{index}"
+            per_layer[name] = float(fired[index].sum(dim=1).double().mean()) * layer.out_features
+            rates[name] = float(fired[index + 1].double().mean())
+        ann = sum(dense_macs(layer) for layer in self.spiking_description().layers)
+        return CostReport(sum(per_layer.values()), per_layer, 0.0, ann, rates)

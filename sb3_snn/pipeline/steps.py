@@ -12,14 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_snn.zoo.checkpoint import checkpoint_timesteps
+from sb3_snn.common.evaluation import Agreement, play_episodes
+from sb3_snn.common.models import greedy_actions, load_model, parameter_bytes
+from sb3_snn.common.observations import collect_observations, network_input
 from sb3_snn.pipeline.config import zoo_config, zoo_section
 from sb3_snn.pipeline.stages import StageOutcome
-from sb3_snn.zoo.training import train_from_zoo
+from sb3_snn.spiking.contract import is_spiking_policy, spiking_policy_of
 from sb3_snn.zoo.algos import install_algos
+from sb3_snn.zoo.checkpoint import checkpoint_timesteps
+from sb3_snn.zoo.training import train_from_zoo
 
 
 def make_env(env_id: str, algo: str, seed: int, n_envs: int = 1) -> VecEnv:
@@ -38,28 +43,6 @@ def make_env(env_id: str, algo: str, seed: int, n_envs: int = 1) -> VecEnv:
     if n_stack > 0 and unwrap_vec_wrapper(env, VecFrameStack) is None:
         env = VecFrameStack(env, n_stack)
     return env
-
-
-def load_model(algo: str, path: Path, env: VecEnv | None = None) -> BaseAlgorithm:
-    """Load a model saved by a stage (any registered or zoo algorithm)."""
-    algos = install_algos()
-    kwargs: dict[str, Any] = {"buffer_size": 1} if algo in ("dqn", "ddqn", "qrdqn", "sdn") else {}
-    return algos[algo].load(path, env=env, device="cpu", custom_objects={"optimize_memory_usage": False}, **kwargs)
-
-
-def parameter_bytes(module: Any) -> int:
-    """Bytes of the parameters that act (a DQN's target network and a PPO's critic excluded)."""
-    import torch as th
-
-    if hasattr(module, "q_net") and isinstance(module.q_net, th.nn.Module):
-        module = module.q_net
-    elif hasattr(module, "mlp_extractor") and hasattr(module, "action_net"):  # actor-critic: the actor only
-        parts = [module.features_extractor, module.action_net]
-        pi = getattr(module.mlp_extractor, "policy_net", None)
-        if pi is not None:
-            parts.append(pi)
-        return sum(p.numel() * p.element_size() for part in parts for p in part.parameters())
-    return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
 def learning_curve(folder: Path) -> list[list[float]]:
@@ -95,7 +78,7 @@ def _train(algo: str, settings: dict[str, Any], stage: dict[str, Any], folder: P
     curve = learning_curve(folder / "zoo")
     (folder / "learning_curve.json").write_text(json.dumps(curve))
     summary = {"algo": algo, "n_timesteps": int(model.num_timesteps), "model": chosen, "resumed_from_timestep": resumed_from,
-               "train_seconds": round(time.time() - start, 1), "parameter_bytes": parameter_bytes(model.policy)}
+               "train_seconds": round(time.time() - start, 1), "parameter_bytes": parameter_bytes(model)}
     return StageOutcome(summary, [model_name, "learning_curve.json"])
 
 
@@ -107,10 +90,10 @@ def teacher_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
         if not source.is_file():
             raise FileNotFoundError(f"teacher.path {str(source)!r} not found (relative paths are read from {Path.cwd()})")
         shutil.copyfile(source, folder / "teacher.zip")
-        model = load_model(teacher["algo"], folder / "teacher.zip")
+        model = _load(teacher["algo"], folder / "teacher.zip")
         (folder / "learning_curve.json").write_text("[]")
         return StageOutcome({"algo": teacher["algo"], "given": str(teacher["path"]), "n_timesteps": int(model.num_timesteps),
-                             "parameter_bytes": parameter_bytes(model.policy)}, ["teacher.zip", "learning_curve.json"])
+                             "parameter_bytes": parameter_bytes(model)}, ["teacher.zip", "learning_curve.json"])
     return _train(teacher["algo"], settings, teacher, folder, zoo_config(teacher["algo"]), teacher.get("hyperparams"),
                   "teacher.zip")
 
@@ -134,7 +117,7 @@ def conversion_stage(settings: dict[str, Any], folder: Path, teacher_path: Path)
 
     conv, algo, seed = settings["conversion"], settings["teacher"]["algo"], settings["seed"]
     env = make_env(settings["env"], algo, seed)
-    teacher = load_model(algo, teacher_path, env)
+    teacher = _load(algo, teacher_path, env)
     policy = convert(teacher, env=env, percentile=conv["percentile"], timesteps=max(conv["timesteps"]),
                      n_calibration=conv["n_calibration"], seed=seed)
     policy.save(folder / "converted.pt")
@@ -151,47 +134,45 @@ def _agents(settings: dict[str, Any], out: Path) -> dict[str, tuple[Any, str]]:
     from sb3_snn.conversion import ConvertedQPolicy
 
     evaluation = settings["evaluation"]
-    agents: dict[str, tuple[Any, str]] = {"teacher": (load_model(settings["teacher"]["algo"], out / "teacher/teacher.zip"), "ANN")}
+    agents: dict[str, tuple[Any, str]] = {"teacher": (_load(settings["teacher"]["algo"], out / "teacher/teacher.zip"), "ANN")}
     if (out / "sdn/student.zip").is_file():
-        agents["sdn"] = (load_model("sdn", out / "sdn/student.zip"), "LIF student (distilled)")
+        agents["sdn"] = (_load("sdn", out / "sdn/student.zip"), "LIF student (distilled)")
     if (out / "conversion/converted.pt").is_file():
         converted = ConvertedQPolicy.load(out / "conversion/converted.pt", device="cpu")
         agents["converted"] = (converted.with_settings(evaluation["conversion_timesteps"], "robust"),
                                f"IF, T={evaluation['conversion_timesteps']}, robust readout")
     if settings.get("cvtc") and (out / "cvtc/cvtc.zip").is_file():
-        agents["cvtc"] = (load_model(settings["cvtc"]["algo"], out / "cvtc/cvtc.zip"), "temporal (CVTC, beta)")
+        agents["cvtc"] = (_load(settings["cvtc"]["algo"], out / "cvtc/cvtc.zip"), "temporal (CVTC, beta)")
     return agents
 
 
-def spiking_policy(agent: Any) -> Any:
-    """The object that has ``spiking_description()``: the agent itself or its policy."""
-    return agent if hasattr(agent, "spiking_description") else getattr(agent, "policy", agent)
-
-
 def evaluation_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutcome:
-    """Play every agent: score, agreement with the teacher's greedy action on the agent's frames, size."""
-    from sb3_snn.conversion.evaluation import run_episodes
+    """Play every agent: score, agreement with the teacher's greedy action on the agent's frames, size;
+    for a discrete-time spiking agent, SynOps per action on 64 observations of its own play."""
     from sb3_snn.spiking import count_operations, simulate
 
     evaluation, seed = settings["evaluation"], settings["seed"]
     agents = _agents(settings, out)
     teacher = agents["teacher"][0]
-    rows, observations = [], {}
+    rows, observations = [], {}  # type: list[dict[str, Any]], dict[str, Any]
     for name, (agent, kind) in agents.items():
         env = make_env(settings["env"], settings["teacher"]["algo"], seed)
-        run = run_episodes(agent, env, evaluation["episodes"], epsilon=evaluation["epsilon"], seed=seed,
-                           reference=None if name == "teacher" else teacher)
-        row = {"agent": name, "kind": kind, "mean_score": float(np.mean(run["scores"])),
-               "std_score": float(np.std(run["scores"])), "episodes": len(run["scores"]),
-               "agreement": 1.0 if name == "teacher" else run["matches"] / max(run["n_steps"], 1),
-               "parameter_bytes": parameter_bytes(spiking_policy(agent))}
-        policy = spiking_policy(agent)
-        if hasattr(policy, "spiking_description"):
+        agreement = Agreement(teacher)
+        run = play_episodes(agent, env, evaluation["episodes"], epsilon=evaluation["epsilon"], seed=seed,
+                            hooks=[] if name == "teacher" else [agreement])
+        row = {"agent": name, "kind": kind, "mean_score": float(np.mean(run.scores)),
+               "std_score": float(np.std(run.scores)), "episodes": len(run.scores),
+               "agreement": 1.0 if name == "teacher" else agreement.matches / max(run.n_steps, 1),
+               "parameter_bytes": parameter_bytes(agent)}
+        policy: Any = agent if is_spiking_policy(agent) else getattr(agent, "policy", None)
+        if is_spiking_policy(policy):
             description = policy.spiking_description()
-            if not any(layer.neuron is not None and layer.neuron.model == "temporal" for layer in description.layers):
-                obs = _observations(policy, env, 64, seed)
-                observations[name] = obs
-                row["synops_per_action"] = count_operations(description, simulate(description, obs).spike_counts).synops
+            if not description.is_temporal:
+                raw = collect_observations(env, 64, greedy_actions(policy), seed=seed)
+                with th.no_grad():
+                    observations[name] = network_input(policy, raw).cpu().numpy()
+                counts = simulate(description, observations[name]).spike_counts
+                row["synops_per_action"] = count_operations(description, counts).synops
         env.close()
         rows.append(row)
     np.savez(folder / "observations.npz", **observations)
@@ -199,31 +180,13 @@ def evaluation_stage(settings: dict[str, Any], folder: Path, out: Path) -> Stage
     return StageOutcome({"rows": rows}, ["evaluation.json", "observations.npz"])
 
 
-def _observations(policy: Any, env: VecEnv, n: int, seed: int) -> np.ndarray:
-    """``n`` preprocessed observations from the policy playing ``env`` (its network's input)."""
-    import torch as th
-
-    env.seed(seed)
-    obs, frames = env.reset(), []
-    for _ in range(n):
-        tensor, _ = policy.obs_to_tensor(obs)
-        frames.append(_network_input(policy, tensor))
-        actions, _ = policy.predict(obs, deterministic=True)
-        obs, *_ = env.step(actions)
-    return th.cat(frames).cpu().numpy()
-
-
-def _network_input(policy: Any, obs: Any) -> Any:
-    """The tensor the spiking description's first layer sees (the policy's own preprocessing)."""
-    from stable_baselines3.common.preprocessing import preprocess_obs
-
-    if hasattr(policy, "preprocess"):
-        return policy.preprocess(obs)
-    return preprocess_obs(obs, policy.observation_space, normalize_images=getattr(policy, "normalize_images", True))
-
-
 def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutcome:
-    """Compile the chosen spiking agents for the backend; save deployments and reports."""
+    """Compile the chosen spiking agents for the backend; save deployments and reports.
+
+    ``export.options`` configure the backend (``backends.load(name, **options)``); ``export.action_rate_hz``
+    is the cost context every backend's ``compile`` takes. A network the backend refuses (it does not fit,
+    or uses what the target cannot run) is reported for that agent, not fatal.
+    """
     from sb3_snn import backends
 
     export = settings["export"]
@@ -231,17 +194,17 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
     agents = _agents(settings, out)
     with np.load(out / "evaluation/observations.npz", allow_pickle=False) as saved:
         observations = {name: saved[name] for name in saved.files}
-    summary: dict[str, Any] = {"backend": export["backend"], "agents": {}}
+    summary: dict[str, Any] = {"backend": backend.name, "agents": {}}
     outputs = []
     for name in export["agents"]:
         if name not in agents or name not in observations:
             continue
-        policy = spiking_policy(agents[name][0])
+        policy = spiking_policy_of(agents[name][0])
         try:
             deployment = backend.compile(policy.spiking_description(), observations[name][: export["n_calibration"]],
                                          action_rate_hz=export["action_rate_hz"])
         except (backends.FitError, backends.UnsupportedNetworkError) as exc:  # a real limit of the target: said, not fatal
-            (folder / f"{name}_report.txt").write_text(f"not exported to {export['backend']}: {exc}\n")
+            (folder / f"{name}_report.txt").write_text(f"not exported to {backend.name}: {exc}\n")
             outputs.append(f"{name}_report.txt")
             summary["agents"][name] = {"error": str(exc), "error_type": type(exc).__name__}
             continue
@@ -251,3 +214,9 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
         outputs.append(f"{name}_report.txt")
         summary["agents"][name] = {"metrics": report.metrics, "report": report.to_dict()}
     return StageOutcome(summary, outputs)
+
+
+def _load(algo: str, path: Path, env: VecEnv | None = None) -> BaseAlgorithm:
+    """A model a stage saved, of a registered or zoo algorithm (the zoo's tables filled in first)."""
+    install_algos()
+    return load_model(path, algo=algo, env=env)

@@ -11,17 +11,32 @@ from sb3_snn.backends import CONTEXT_POWER_W, FP32_MAC_PJ
 COLUMNS = ["agent", "kind", "score", "agreement", "size (KB)", "SynOps/action", "energy/action (µJ)"]
 
 
-def summary_rows(evaluation: list[dict[str, Any]], export: dict[str, Any] | None, teacher_macs: int | None) -> list[dict[str, Any]]:
-    """One row per agent: score, agreement with the teacher, size, SynOps and energy per action."""
+#: Where the teacher's energy figure comes from (the plots' label).
+TEACHER_ENERGY_SOURCE = "fp32 ANN"
+
+
+def summary_rows(
+    evaluation: list[dict[str, Any]], export: dict[str, Any] | None, teacher_macs: int | None
+) -> list[dict[str, Any]]:
+    """One row per agent: score, agreement with the teacher, size, SynOps and energy per action, and where
+    the energy figure comes from (``energy source``: the backend named in the agent's report, or the fp32 ANN).
+
+    :param evaluation: the evaluation stage's rows
+    :param export: the export stage's summary (``None``: no export)
+    :param teacher_macs: MACs of one dense pass of the teacher (its energy baseline), if known
+    """
     exported = (export or {}).get("agents", {})
     rows = []
     for row in evaluation:
-        metrics = exported.get(row["agent"], {}).get("metrics", {})
+        agent = exported.get(row["agent"], {})
+        metrics = agent.get("metrics", {})
         energy = metrics.get("energy_per_action_uj")
-        if "error" in exported.get(row["agent"], {}):  # the backend refused it (e.g. more cores than the chip has)
-            energy = f"not exported: {exported[row['agent']]['error_type']}"
+        source = agent.get("report", {}).get("backend", (export or {}).get("backend")) if energy is not None else None
+        if "error" in agent:  # the backend refused it (e.g. more cores than the chip has)
+            energy = f"not exported: {agent['error_type']}"
         if row["agent"] == "teacher" and teacher_macs:
             energy = teacher_macs * FP32_MAC_PJ * 1e-6  # fp32 MACs, Horowitz 2014 (no memory traffic)
+            source = TEACHER_ENERGY_SOURCE
         rows.append({
             "agent": row["agent"],
             "kind": row["kind"],
@@ -30,6 +45,7 @@ def summary_rows(evaluation: list[dict[str, Any]], export: dict[str, Any] | None
             "size (KB)": round(row["parameter_bytes"] / 1000, 1),
             "SynOps/action": metrics.get("synops_per_action", row.get("synops_per_action")),
             "energy/action (µJ)": energy,
+            "energy source": source,
         })
     return rows
 
@@ -93,7 +109,7 @@ def write_plots(out: Path, sweep: list[dict[str, Any]] | None, rows: list[dict[s
     labels, values = [], []
     for row in rows:
         if isinstance(row.get("energy/action (µJ)"), (int, float)):
-            labels.append(f"{row['agent']} ({'fp32 ANN' if row['agent'] == 'teacher' else 'NC64C model'})")
+            labels.append(f"{row['agent']} ({row.get('energy source') or 'estimate'})")
             values.append(row["energy/action (µJ)"])
     for name, watts, _ in CONTEXT_POWER_W:
         labels.append(f"{name} (SDN paper), {action_rate_hz:g} actions/s")

@@ -1,27 +1,24 @@
-"""``DistillationCallback``: attaches a teacher to a spiking student.
+"""``DistillationCallback``: online distillation, a student trained from a teacher that is learning.
 
-Two ways to use it:
-
-- **offline** (the paper): ``SDN("SDNCnnPolicy", env).learn(n, callback=DistillationCallback(teacher))``.
-  The student acts, its observations fill SDN's replay pool, and SDN's gradient steps call
-  :meth:`DistillationCallback.distill` on batches from it.
 - **online**: ``teacher.learn(n, callback=DistillationCallback(student=sdn_or_policy))``. The callback
   keeps its own pool of the teacher's observations (``new_obs`` of every rollout step) and trains the
-  student every ``train_freq`` steps while the teacher learns.
+  student every ``train_freq`` steps while the teacher learns (:func:`~sb3_snn.sdn.losses.distillation_step`).
+- **offline** (the paper) is :class:`~sb3_snn.sdn.sdn.SDN`'s own training: ``SDN(..., teacher=model)``.
+  As a shortcut, ``SDN(...).learn(n, callback=DistillationCallback(teacher))`` hands the teacher and the
+  loss settings to the model it is attached to (any model with an ``attach_teacher`` method) and does
+  nothing else; SDN's ``train`` then takes the gradient steps.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger
 
 from sb3_snn.sdn.buffers import ObservationBuffer
-from sb3_snn.sdn.losses import LOSSES, distillation_loss
+from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics
 from sb3_snn.sdn.policies import SDNPolicy
 from sb3_snn.sdn.teachers import Teacher, as_teacher
 
@@ -40,7 +37,8 @@ class DistillationCallback(BaseCallback):
     :param batch_size: online mode: batch size of a student update
     :param train_freq: online mode: environment steps (callback calls) between student updates
     :param gradient_steps: online mode: student updates each time
-    :param max_grad_norm: gradient clipping of the student's updates
+    :param max_grad_norm: online mode: gradient clipping of the student's updates (offline, SDN's own
+        ``max_grad_norm`` applies)
     :param calibrate_rate: before the first update, scale the student's hidden layers to this firing
         rate on the first batch (see ``SpikingStudent.calibrate``); ``None`` or 0 to skip
     :param verbose: verbosity
@@ -63,10 +61,7 @@ class DistillationCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        if loss not in LOSSES:
-            raise ValueError(f"unknown distillation loss {loss!r}; expected one of {LOSSES}")
-        if temperature <= 0 or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got {temperature}, {alpha}")
+        check_settings(loss, temperature, alpha)
         self.teacher = None if teacher is None else as_teacher(teacher)
         self.temperature, self.alpha, self.loss = float(temperature), float(alpha), loss
         self.student = student
@@ -87,17 +82,13 @@ class DistillationCallback(BaseCallback):
             raise TypeError(f"the student must be an SDN model or an SDNPolicy, got {type(self.student).__name__}")
         return policy
 
-    def bind(self, policy: SDNPolicy) -> None:
-        """Check that ``policy`` can learn from the teacher (raises ``TeacherMismatchError`` if not)."""
-        if self.teacher is None:
-            raise ValueError("DistillationCallback attached to SDN needs a teacher")
-        self.teacher.check_compatible(policy.observation_space, policy.action_space)
-
     def _init_callback(self) -> None:
-        from sb3_snn.sdn.sdn import SDN
-
-        if isinstance(self.model, SDN):  # offline: SDN's train() calls distill()
-            self.model.attach_teacher(self)
+        attach_teacher = getattr(self.model, "attach_teacher", None)
+        if callable(attach_teacher):  # offline: the model (SDN) distils in its own train()
+            if self.teacher is None:
+                raise ValueError(f"DistillationCallback attached to {type(self.model).__name__} needs a teacher")
+            attach_teacher(self.teacher, temperature=self.temperature, alpha=self.alpha, loss=self.loss,
+                           calibrate_rate=self.calibrate_rate or 0.0)  # 0: skip, as None here
             return
         if self.student is None:
             raise ValueError("online distillation: give DistillationCallback(student=...) the SDN or SDNPolicy to train")
@@ -123,42 +114,13 @@ class DistillationCallback(BaseCallback):
         return True
 
     def distill(self, policy: SDNPolicy, observations: th.Tensor) -> dict[str, float]:
-        """One gradient step of ``policy`` towards the teacher on a batch of raw observations.
+        """One gradient step of ``policy`` towards the teacher on a batch of raw observations
+        (:func:`~sb3_snn.sdn.losses.distillation_step` with this callback's settings).
 
         :param policy: the student
         :param observations: ``[batch, *obs_shape]`` as the environment produced them
         :return: the loss parts and the teacher-student action agreement on the batch
         """
         assert self.teacher is not None
-        if self.calibrate_rate and not bool(policy.network.calibrated):
-            policy.network.calibrate(policy.preprocess(observations), self.calibrate_rate)
-        teacher_scores = self.teacher.logits(observations)
-        student_logits = policy(observations)
-        loss, parts = distillation_loss(
-            student_logits, teacher_scores, self.loss, self.temperature, self.alpha, policy.output_scale
-        )
-        policy.optimizer.zero_grad()
-        loss.backward()
-        th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
-        policy.optimizer.step()
-        parts["agreement"] = (student_logits.argmax(dim=1) == teacher_scores.argmax(dim=1)).float().mean().item()
-        return parts
-
-
-def record_statistics(logger: Logger, stats: list[dict[str, float]], policy: SDNPolicy, prefix: str = "distill") -> None:
-    """Log the mean of each loss part and the agreement, and the spike statistics of the last batch.
-
-    Keys: ``{prefix}/loss``, ``loss_soft``, ``loss_hard``, ``agreement``, ``firing_rate/<layer>``,
-    ``synops_per_action``.
-
-    :param logger: the SB3 logger (reaches TensorBoard)
-    :param stats: one dict per gradient step, as :meth:`DistillationCallback.distill` returns
-    :param policy: the student (its last forward pass gives the spike counts)
-    :param prefix: key prefix
-    """
-    for key in stats[0]:
-        logger.record(f"{prefix}/{key}", float(np.mean([s[key] for s in stats])))
-    report = policy.cost_report()
-    for layer, rate in report.firing_rates.items():
-        logger.record(f"{prefix}/firing_rate/{layer}", rate)
-    logger.record(f"{prefix}/synops_per_action", report.synops)
+        return distillation_step(policy, self.teacher, observations, self.loss, self.temperature, self.alpha,
+                                 self.max_grad_norm, self.calibrate_rate)

@@ -36,17 +36,14 @@ student no spike and no action differed (largest logit difference 1.4e-6; ``docs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch as th
 from numba import njit
 from torch import nn
 
-from sb3_snn.sdn.network import fold_norm
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sb3_snn.sdn.network import SpikingStudent
+from sb3_snn.sdn.folding import fold_norm
 
 _CONV, _LINEAR = 0, 1
 _UINT8, _FLOAT32 = np.dtype(np.uint8), np.dtype(np.float32)
@@ -332,10 +329,11 @@ class LeanStudent:
     :func:`_lean_kernel` (see the module docstring). A snapshot: build a new one when the weights change
     (:meth:`SpikingStudent.lean <sb3_snn.sdn.network.SpikingStudent.lean>` does).
 
-    :param network: the student (evaluation mode, on the CPU)
+    :param network: the student, a :class:`~sb3_snn.sdn.network.SpikingStudent` (evaluation mode, on the
+        CPU; typed ``Any`` because :mod:`sb3_snn.sdn.network` imports this module, not the other way round)
     """
 
-    def __init__(self, network: SpikingStudent) -> None:
+    def __init__(self, network: Any) -> None:
         if network.training:
             raise ValueError("the lean path is for inference: put the student in evaluation mode first")
         self.n_actions = network.n_actions
@@ -343,7 +341,7 @@ class LeanStudent:
         self._pool: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []  # work area, logits, counts
         self._build(network)
 
-    def _build(self, network: SpikingStudent) -> None:  # noqa: PLR0915 (one table layout, written once)
+    def _build(self, network: Any) -> None:  # noqa: PLR0915 (one table layout, written once)
         steps = network.n_steps
         distinct = network.n_frames if network.encoding == "frames" else 1
         layouts = [_Layout(s, *shapes) for s, shapes in zip(network.synapses, network.shapes)]

@@ -1,4 +1,6 @@
-"""Distillation losses between the student's logits and the teacher's action scores.
+"""Distillation losses between the student's logits and the teacher's action scores, and the gradient step
+on them that :meth:`SDN.train <sb3_snn.sdn.sdn.SDN.train>` (offline) and
+:class:`~sb3_snn.sdn.distillation.DistillationCallback` (online) both take (:func:`distillation_step`).
 
 - ``"soft_hard_ce"`` (default, the paper's best; Hinton's convention)::
 
@@ -13,10 +15,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch as th
+from stable_baselines3.common.logger import Logger
 from torch.nn import functional as F
 
+from sb3_snn.spiking.synops import count_operations
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sb3_snn.sdn.policies import SDNPolicy
+    from sb3_snn.sdn.teachers import Teacher
+
 LOSSES = ("soft_hard_ce", "soft_ce", "hard_ce", "mse_minmax", "mse_softmax", "mse_onehot")
+
+
+def check_settings(loss: str, temperature: float, alpha: float) -> None:
+    """Raise a ``ValueError`` naming the wrong distillation setting.
+
+    :param loss: one of :data:`LOSSES`
+    :param temperature: must be > 0
+    :param alpha: must lie in ``[0, 1]``
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown distillation loss {loss!r}; expected one of {LOSSES}")
+    if temperature <= 0 or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got temperature={temperature}, alpha={alpha}")
 
 
 def teacher_targets01(teacher: th.Tensor, kind: str, temperature: float = 1.0) -> th.Tensor:
@@ -66,3 +91,61 @@ def distillation_loss(
     weight = {"soft_hard_ce": alpha, "soft_ce": 1.0, "hard_ce": 0.0}[loss]
     value = weight * soft + (1.0 - weight) * hard
     return value, {"loss": value.item(), "loss_soft": soft.item(), "loss_hard": hard.item()}
+
+
+def distillation_step(
+    policy: SDNPolicy,
+    teacher: Teacher,
+    observations: th.Tensor,
+    loss: str = "soft_hard_ce",
+    temperature: float = 2.0,
+    alpha: float = 0.9,
+    max_grad_norm: float = 10.0,
+    calibrate_rate: float | None = 0.1,
+) -> dict[str, float]:
+    """One gradient step of the student towards the teacher on a batch of raw observations.
+
+    Before the student's first step (``policy.network.calibrated`` is False) its hidden layers are scaled
+    to fire at ``calibrate_rate`` on this batch (``SpikingStudent.calibrate``; ``None`` or 0 skips it).
+
+    :param policy: the student (in training mode)
+    :param teacher: labels the batch (Q-values or action logits)
+    :param observations: ``[batch, *obs_shape]`` as the environment produced them
+    :param loss: one of :data:`LOSSES`
+    :param temperature: distillation temperature ``T``
+    :param alpha: weight of the soft term
+    :param max_grad_norm: gradient clipping
+    :param calibrate_rate: firing rate of the first-step calibration
+    :return: the loss parts and the teacher-student action agreement on the batch
+    """
+    if calibrate_rate and not bool(policy.network.calibrated):
+        policy.network.calibrate(policy.preprocess(observations), calibrate_rate)
+    teacher_scores = teacher.logits(observations)
+    student_logits = policy(observations)
+    value, parts = distillation_loss(student_logits, teacher_scores, loss, temperature, alpha, policy.output_scale)
+    policy.optimizer.zero_grad()
+    value.backward()
+    th.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+    policy.optimizer.step()
+    parts["agreement"] = (student_logits.argmax(dim=1) == teacher_scores.argmax(dim=1)).float().mean().item()
+    return parts
+
+
+def record_statistics(logger: Logger, stats: list[dict[str, float]], policy: SDNPolicy, prefix: str = "distill") -> None:
+    """Log the mean of each loss part and the agreement, and the spike statistics of the last training batch.
+
+    Keys: ``{prefix}/loss``, ``loss_soft``, ``loss_hard``, ``agreement``, ``firing_rate/<layer>``,
+    ``synops_per_action``.
+
+    :param logger: the SB3 logger (reaches TensorBoard)
+    :param stats: one dict per gradient step, as :func:`distillation_step` returns
+    :param policy: the student (the spike counts of its last forward pass are logged)
+    :param prefix: key prefix
+    """
+    for key in stats[0]:
+        logger.record(f"{prefix}/{key}", float(np.mean([s[key] for s in stats])))
+    counts = {name: c.float().cpu().numpy().astype(np.float64) for name, c in policy.network.last_spike_counts.items()}
+    report = count_operations(policy.spiking_description(), counts)
+    for layer, rate in report.firing_rates.items():
+        logger.record(f"{prefix}/firing_rate/{layer}", rate)
+    logger.record(f"{prefix}/synops_per_action", report.synops)

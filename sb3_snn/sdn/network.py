@@ -28,6 +28,7 @@ import torch as th
 from spikingjelly.activation_based import functional, neuron, surrogate
 from torch import nn
 
+from sb3_snn.sdn.folding import fold_norm
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -495,20 +496,6 @@ def _synapse(synapse: nn.Module, x: th.Tensor) -> th.Tensor:
     if isinstance(synapse, nn.Linear):
         return nn.functional.linear(x, synapse.weight, synapse.bias)
     return nn.functional.conv2d(x, synapse.weight, synapse.bias, synapse.stride, synapse.padding, synapse.dilation, synapse.groups)
-
-
-def fold_norm(weight: np.ndarray, bias: np.ndarray | None, bn: nn.modules.batchnorm._BatchNorm) -> tuple[np.ndarray, np.ndarray]:
-    """Weight and bias of a synapse with the (evaluation-mode) batch normalisation that follows it folded
-    in: ``w * s`` and ``b * s + beta - mean * s`` per output channel, ``s = gamma / sqrt(var + eps)`` (float64).
-
-    :param weight: ``[out, ...]`` the synapse's weight
-    :param bias: ``[out]`` its bias, or ``None``
-    :param bn: the batch normalisation after it
-    """
-    scale = (bn.weight.detach().double() / th.sqrt(bn.running_var.detach().double() + bn.eps)).cpu().numpy()
-    shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.detach().double().cpu().numpy() * scale
-    bias = np.zeros_like(scale) if bias is None else bias
-    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), bias * scale + shift
 
 
 def _fold_norm(layer: Layer, bn: nn.modules.batchnorm._BatchNorm) -> Layer:

@@ -5,8 +5,9 @@ The student acts greedily on the logits of its :class:`~sb3_snn.sdn.network.Spik
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -15,9 +16,12 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import Schedule
 
+from sb3_snn.common.policy_io import load_policy, save_policy
 from sb3_snn.sdn.network import SpikingStudent
 from sb3_snn.spiking.description import SpikingDescription
 from sb3_snn.spiking.synops import CostReport, count_operations
+
+SelfSDNPolicy = TypeVar("SelfSDNPolicy", bound="SDNPolicy")
 
 
 class SDNPolicy(BasePolicy):
@@ -130,49 +134,21 @@ class SDNPolicy(BasePolicy):
         return self.network(self.preprocess(obs))
 
     def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
-        network = self._modules["network"]
+        """Greedy actions ``[batch]`` of raw observations (``deterministic`` is ignored: the student acts greedily).
+
+        On the CPU in evaluation mode (as SB3's ``predict`` calls it) this is the compiled inference path
+        (:meth:`SpikingStudent.forward_lean <sb3_snn.sdn.network.SpikingStudent.forward_lean>`: one numba call,
+        uint8 images divided by 255 as SB3 does); elsewhere the torch inference path.
+
+        :param observation: ``[batch, *obs_shape]`` raw observations
+        :param deterministic: ignored
+        """
+        network = self._modules["network"]  # skips nn.Module.__getattr__
         if observation.device.type == "cpu" and not network.training and not observation.requires_grad:
             result = network.forward_lean(observation.numpy(), self._scale_images, False)  # the compiled CPU path
             if result is not None:
                 return th.from_numpy(result[1])
         return network.forward_fast(self.preprocess(observation)).argmax(dim=1).reshape(-1)
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """The greedy action(s) of an observation or a batch of them: :meth:`BasePolicy.predict`, with
-        its per-call work cut for a numpy observation of the space's shape (with or without the batch
-        axis): the mode switch only when needed, no image transpose checks or tensor conversion, and on
-        the CPU the compiled inference path (:meth:`SpikingStudent.forward_lean
-        <sb3_snn.sdn.network.SpikingStudent.forward_lean>`: one numba call per action, the same
-        preprocessing as SB3's: uint8 images divided by 255). Anything else (dicts, transposed images,
-        lists) goes through SB3's version. The student has no recurrent state: ``state`` is returned
-        unchanged.
-
-        :param observation: one observation or a batch
-        :param state: returned as given
-        :param episode_start: ignored
-        :param deterministic: ignored (the student acts greedily)
-        """
-        shape = self.observation_space.shape
-        extra = observation.ndim - len(shape) if isinstance(observation, np.ndarray) else -1
-        if extra not in (0, 1) or observation.shape[extra:] != shape:
-            return super().predict(observation, state, episode_start, deterministic)
-        network = self._modules["network"]  # skips nn.Module.__getattr__
-        if self.training or network.training:
-            self.set_training_mode(False)
-        result = network.forward_lean(observation if extra else observation[np.newaxis], self._scale_images, False)
-        if result is not None:
-            actions = result[1]
-        else:  # not on the CPU (or not float32): the torch inference path
-            obs = th.as_tensor(observation, device=network.out.weight.device)
-            with th.no_grad():
-                actions = self._predict(obs if extra else obs.unsqueeze(0)).cpu().numpy()
-        return (actions if extra else actions.squeeze(0)), state
 
     def parameter_bytes(self) -> int:
         """Bytes of the student's parameters as stored (float32: 4 per parameter)."""
@@ -186,10 +162,38 @@ class SDNPolicy(BasePolicy):
         scale = 1.0 / 255.0 if self.normalize_images and is_image_space(self.observation_space) else 1.0
         return self.network.spiking_description({"policy": type(self).__name__, "input_scale": scale})
 
-    def cost_report(self) -> CostReport:
-        """SynOps per action and firing rates per layer over the batch of the last forward pass."""
+    def cost_report(self, obs: np.ndarray | th.Tensor) -> CostReport:
+        """SynOps per action and firing rates per layer on a batch of raw observations, in evaluation mode.
+
+        :param obs: raw observations: a numpy observation or batch (as ``predict`` takes them), or a tensor batch
+        """
+        observations = obs if isinstance(obs, th.Tensor) else cast(th.Tensor, self.obs_to_tensor(obs)[0])
+        training = self.training
+        self.set_training_mode(False)
+        try:
+            with th.no_grad():
+                self.network.forward_fast(self.preprocess(observations.to(self.device)))
+        finally:
+            self.set_training_mode(training)
         counts = {name: c.float().cpu().numpy().astype(np.float64) for name, c in self.network.last_spike_counts.items()}
         return count_operations(self.spiking_description(), counts)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the policy (constructor arguments and weights, no pickle) in the format of
+        :mod:`sb3_snn.common.policy_io`; :meth:`load` reads it back.
+
+        :param path: the file to write
+        """
+        save_policy(self, path)
+
+    @classmethod
+    def load(cls: type[SelfSDNPolicy], path: str | os.PathLike, device: th.device | str = "auto") -> SelfSDNPolicy:  # type: ignore[override]
+        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``).
+
+        :param path: the file
+        :param device: torch device (``"auto"``: CUDA when available)
+        """
+        return load_policy(cls, path, device)
 
 
 class SDNCnnPolicy(SDNPolicy):
@@ -213,7 +217,8 @@ class SDNCnnPolicy(SDNPolicy):
         encoding: str = "frames",
         **kwargs: Any,
     ) -> None:
-        if not is_image_space(observation_space, check_channels=False, normalized_image=not kwargs.get("normalize_images", True)):
+        normalized = not kwargs.get("normalize_images", True)
+        if not is_image_space(observation_space, check_channels=False, normalized_image=normalized):
             raise ValueError(f"SDNCnnPolicy needs image observations [frames, H, W], got {observation_space}")
         super().__init__(
             observation_space, action_space, lr_schedule,

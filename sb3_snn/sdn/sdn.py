@@ -3,7 +3,7 @@
 The student acts greedily in the environment; what it observes goes into a replay pool (rewards are
 ignored); once the pool holds ``learning_starts`` steps, every ``train_freq`` steps ``gradient_steps``
 batches are drawn, the teacher labels them and the student takes a gradient step on the
-distillation loss (:mod:`sb3_snn.sdn.losses`) by backpropagation through time.
+distillation loss (:mod:`sb3_snn.sdn.losses`) by backpropagation through time, in :meth:`SDN.train`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from sb3_snn.sdn.buffers import ObservationBuffer
-from sb3_snn.sdn.distillation import DistillationCallback, record_statistics
+from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics
 from sb3_snn.sdn.policies import SDNCnnPolicy, SDNPolicy
+from sb3_snn.sdn.teachers import Teacher, as_teacher
 
 SelfSDN = TypeVar("SelfSDN", bound="SDN")
 
@@ -30,11 +31,11 @@ class SDN(OffPolicyAlgorithm):
 
     :param policy: ``"SDNPolicy"``, ``"SDNCnnPolicy"`` or a policy class
     :param env: the student's environment (build it like the teacher's: same wrappers, frame stack)
-    :param teacher: shortcut for ``learn(callback=DistillationCallback(teacher, ...))``: a trained model or
-        a path to its zip
-    :param temperature: distillation temperature (with ``teacher=``)
-    :param alpha: weight of the soft term (with ``teacher=``)
-    :param distillation_loss: loss name (with ``teacher=``), see :data:`sb3_snn.sdn.losses.LOSSES`
+    :param teacher: the trained model to distil (or a path to its zip); also attached later by
+        :meth:`attach_teacher` (``learn(callback=DistillationCallback(teacher))`` calls it)
+    :param temperature: distillation temperature
+    :param alpha: weight of the soft term
+    :param distillation_loss: loss name, see :data:`sb3_snn.sdn.losses.LOSSES`
     :param learning_rate: student learning rate (constant or schedule)
     :param buffer_size: observations kept in the replay pool
     :param learning_starts: environment steps before the first update
@@ -43,6 +44,8 @@ class SDN(OffPolicyAlgorithm):
     :param gradient_steps: updates each time
     :param exploration_rate: probability of a random action while collecting (0: the student acts greedily)
     :param max_grad_norm: gradient clipping
+    :param calibrate_rate: before the first update, scale the student's hidden layers to this firing rate
+        on the first batch (see ``SpikingStudent.calibrate``); ``None`` or 0 to skip
     :param replay_buffer_class: pool class (default :class:`ObservationBuffer`)
     :param replay_buffer_kwargs: its extra arguments
     :param optimize_memory_usage: passed to the pool (ignored by :class:`ObservationBuffer`)
@@ -76,6 +79,7 @@ class SDN(OffPolicyAlgorithm):
         gradient_steps: int = 1,
         exploration_rate: float = 0.0,
         max_grad_norm: float = 10.0,
+        calibrate_rate: float | None = 0.1,
         replay_buffer_class: type | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
@@ -95,26 +99,49 @@ class SDN(OffPolicyAlgorithm):
             stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
             seed=seed, sde_support=False, supported_action_spaces=(spaces.Discrete,), support_multi_env=True,
         )
+        check_settings(distillation_loss, temperature, alpha)
         self.exploration_rate, self.max_grad_norm = exploration_rate, max_grad_norm
         self.temperature, self.alpha, self.distillation_loss = temperature, alpha, distillation_loss
+        self.calibrate_rate = calibrate_rate
         self.teacher_path = str(teacher) if isinstance(teacher, (str, Path)) else None
-        self.distillation: DistillationCallback | None = None
+        self.teacher: Teacher | None = None
         if _init_setup_model:
             self._setup_model()
         if teacher is not None:
-            self.attach_teacher(DistillationCallback(teacher, temperature, alpha, distillation_loss))
+            self.attach_teacher(teacher)
 
-    def attach_teacher(self, distillation: DistillationCallback) -> None:
-        """Distil from ``distillation``'s teacher from now on (checks the spaces match).
+    def attach_teacher(
+        self,
+        teacher: Teacher | BaseAlgorithm | str | Path,
+        temperature: float | None = None,
+        alpha: float | None = None,
+        loss: str | None = None,
+        calibrate_rate: float | None = None,
+    ) -> None:
+        """Distil from ``teacher`` from now on (checks that its spaces match the student's).
 
-        :param distillation: the callback holding the teacher and the loss settings
+        :param teacher: a trained model, a path to its zip, or a :class:`~sb3_snn.sdn.teachers.Teacher`
+        :param temperature: replaces the distillation temperature (unchanged if ``None``)
+        :param alpha: replaces the weight of the soft term (unchanged if ``None``)
+        :param loss: replaces the loss name (unchanged if ``None``)
+        :param calibrate_rate: replaces the calibration firing rate (unchanged if ``None``)
         """
+        settings = (
+            self.distillation_loss if loss is None else loss,
+            self.temperature if temperature is None else float(temperature),
+            self.alpha if alpha is None else float(alpha),
+        )
+        check_settings(*settings)
+        found = as_teacher(teacher)
         if getattr(self, "policy", None) is not None:
-            distillation.bind(self.policy)
-        self.distillation = distillation
+            found.check_compatible(self.policy.observation_space, self.policy.action_space)
+        self.distillation_loss, self.temperature, self.alpha = settings
+        if calibrate_rate is not None:
+            self.calibrate_rate = calibrate_rate
+        self.teacher = found
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "distillation"]
+        return [*super()._excluded_save_params(), "teacher"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "policy.optimizer"], []
@@ -135,22 +162,29 @@ class SDN(OffPolicyAlgorithm):
         return self.policy.predict(observation, state, episode_start, deterministic)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """Run ``gradient_steps`` distillation updates on batches from the replay pool."""
-        if self.distillation is None:
+        """Run ``gradient_steps`` distillation updates on batches from the replay pool.
+
+        Each update: the teacher labels a batch of the student's observations, and the student takes one
+        step on the distillation loss (backpropagation through time, gradients clipped to ``max_grad_norm``),
+        see :func:`~sb3_snn.sdn.losses.distillation_step`.
+        """
+        if self.teacher is None:
             if self.teacher_path is None:
                 raise RuntimeError(
                     "SDN has no teacher: pass SDN(..., teacher=model_or_path) or "
                     "learn(..., callback=DistillationCallback(teacher))"
                 )
-            self.attach_teacher(DistillationCallback(self.teacher_path, self.temperature, self.alpha, self.distillation_loss))
-        assert self.distillation is not None
-        self.distillation.max_grad_norm = self.max_grad_norm
+            self.attach_teacher(self.teacher_path)
+        assert self.teacher is not None
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        stats = [
-            self.distillation.distill(self.policy, self.replay_buffer.sample(batch_size, env=self._vec_normalize_env).observations)  # type: ignore[union-attr]
-            for _ in range(gradient_steps)
-        ]
+        stats = []
+        for _ in range(gradient_steps):
+            observations = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env).observations  # type: ignore[union-attr]
+            stats.append(distillation_step(
+                self.policy, self.teacher, observations, self.distillation_loss, self.temperature, self.alpha,
+                self.max_grad_norm, self.calibrate_rate,
+            ))
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         record_statistics(self.logger, stats, self.policy, prefix="distill")
@@ -164,7 +198,8 @@ class SDN(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSDN:
-        """Collect with the student and distil; a :class:`DistillationCallback` in ``callback`` attaches its teacher."""
+        """Collect with the student and distil; a :class:`~sb3_snn.sdn.distillation.DistillationCallback` in
+        ``callback`` attaches its teacher (through :meth:`attach_teacher`)."""
         return super().learn(
             total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
             tb_log_name=tb_log_name, reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar,

@@ -4,6 +4,9 @@
 - QR-DQN: the mean of the quantiles (its Q-values);
 - PPO, A2C (any ``ActorCriticPolicy``): the logits of the categorical action distribution.
 
+Which network acts, its scores and loading a zip are :mod:`sb3_snn.common.models`; this module adds
+what distillation needs on top (the space checks, the acting-only size).
+
 The teacher sees the observation as it was trained (stacked frames as channels, its own
 preprocessing inside its networks); the student sees the same raw observation its own way.
 """
@@ -11,15 +14,15 @@ preprocessing inside its networks); the student sees the same raw observation it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.save_util import load_from_zip_file
-from stable_baselines3.dqn.policies import DQNPolicy
 
+from sb3_snn.common.models import acting_network, acting_scores, load_model
+
+#: What a teacher's acting network may be (:func:`sb3_snn.common.models.acting_network`'s kinds).
+TEACHER_KINDS = {"q": "DQN / DDQN", "quantile": "QR-DQN", "actor": "PPO / A2C"}
 
 
 class TeacherMismatchError(ValueError):
@@ -37,7 +40,12 @@ class Teacher:
             raise TeacherMismatchError(f"the teacher must have a Discrete action space, got {model.action_space}")
         self.model = model
         self.policy = model.policy
-        self.kind = _kind(model)
+        self.kind = acting_network(model).kind
+        if self.kind not in TEACHER_KINDS:
+            raise TypeError(
+                f"unsupported teacher {type(model).__name__} with policy {type(model.policy).__name__}; "
+                "expected DQN, DDQN, QR-DQN, PPO or A2C"
+            )
 
     @property
     def observation_space(self) -> spaces.Space:
@@ -58,29 +66,21 @@ class Teacher:
         return sum(p.numel() * p.element_size() for p in self.acting_parameters(acting_only))
 
     def acting_parameters(self, acting_only: bool = True) -> list[th.nn.Parameter]:
-        """The parameters counted by :meth:`parameter_bytes`."""
+        """The parameters counted by :meth:`parameter_bytes` (:func:`sb3_snn.common.models.acting_network`).
+
+        :param acting_only: only those of the network that acts (else every parameter of the policy)
+        """
         if not acting_only:
             return list(self.policy.parameters())
-        if self.kind == "qrdqn":
-            return list(self.policy.quantile_net.parameters())
-        if self.kind == "q":
-            return list(self.policy.q_net.parameters())
-        policy = self.policy
-        modules = [policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net]
-        return [p for module in modules for p in module.parameters()]
+        return acting_network(self.model).parameters()
 
-    @th.no_grad()
     def logits(self, obs: th.Tensor) -> th.Tensor:
-        """Action scores for raw (unpreprocessed) observations, on the device of ``obs``."""
-        self.policy.set_training_mode(False)
-        x = obs.to(self.model.device)
-        if self.kind == "q":
-            scores = self.policy.q_net(x)
-        elif self.kind == "qrdqn":
-            scores = self.policy.quantile_net(x).mean(dim=1)  # [batch, n_quantiles, n_actions] -> Q
-        else:
-            scores = self.policy.get_distribution(x).distribution.logits
-        return scores.float().to(obs.device)
+        """Action scores for raw (unpreprocessed) observations, on the device of ``obs``
+        (:func:`sb3_snn.common.models.acting_scores`).
+
+        :param obs: a batch of raw observations
+        """
+        return acting_scores(self.model, obs)
 
     def check_compatible(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise :class:`TeacherMismatchError` unless a student with these spaces can learn from the teacher."""
@@ -98,56 +98,14 @@ class Teacher:
             )
 
 
-def _kind(model: BaseAlgorithm) -> str:
-    from sb3_contrib.qrdqn.policies import QRDQNPolicy
-
-    if isinstance(model.policy, QRDQNPolicy):
-        return "qrdqn"
-    if isinstance(model.policy, DQNPolicy):
-        return "q"
-    if isinstance(model.policy, ActorCriticPolicy):
-        return "actor_critic"
-    raise TypeError(
-        f"unsupported teacher {type(model).__name__} with policy {type(model.policy).__name__}; "
-        "expected DQN, DDQN, QR-DQN, PPO or A2C"
-    )
-
-
-def resolve_path(path: str | Path) -> Path:
-    """A teacher zip path as given (relative to the working directory), with or without ``.zip``.
-
-    :param path: the teacher's zip
-    """
-    candidate = Path(path).expanduser()
-    for option in (candidate, candidate.with_suffix(".zip")):
-        if option.is_file():
-            return option
-    raise FileNotFoundError(f"teacher checkpoint {str(path)!r} not found (relative paths are read from {Path.cwd()})")
-
-
 def load_teacher(path: str | Path, device: th.device | str = "cpu") -> BaseAlgorithm:
-    """Load a teacher zip, choosing the algorithm class from the saved policy class.
+    """Load a teacher zip, the algorithm inferred from the saved policy class
+    (:func:`sb3_snn.common.models.load_model`: a DDQN teacher loads as DQN, which acts the same).
 
     :param path: the ``.zip`` written by ``model.save`` (or rl_zoo3)
     :param device: torch device of the teacher
     """
-    from sb3_contrib import QRDQN
-    from sb3_contrib.qrdqn.policies import QRDQNPolicy
-    from stable_baselines3 import A2C, DQN, PPO
-
-    resolved = resolve_path(path)
-    data, _, _ = load_from_zip_file(resolved, device="cpu", load_data=True)
-    policy_class = data.get("policy_class") if data else None
-    algo: Any
-    if isinstance(policy_class, type) and issubclass(policy_class, QRDQNPolicy):
-        algo = QRDQN
-    elif isinstance(policy_class, type) and issubclass(policy_class, DQNPolicy):
-        algo = DQN  # DDQN differs only in training; its zip loads as DQN for inference
-    elif isinstance(policy_class, type) and issubclass(policy_class, ActorCriticPolicy):
-        algo = PPO if "clip_range" in data else A2C
-    else:
-        raise TypeError(f"{resolved}: cannot tell which algorithm saved it (policy class {policy_class!r})")
-    return algo.load(resolved, device=device, custom_objects={"lr_schedule": lambda _: 0.0, "learning_rate": 0.0})
+    return load_model(path, device=device)
 
 
 def as_teacher(teacher: Teacher | BaseAlgorithm | str | Path, device: th.device | str = "cpu") -> Teacher:

@@ -9,3 +9,8 @@ __all__ = [
     "CostReport", "Layer", "NeuronPopulation", "SimulationResult", "SpikingDescription", "SpikingPolicy",
     "count_operations", "dense_macs", "fan_out", "is_spiking_policy", "simulate", "spiking_policy_of",
 ]
+
+# time-to-first-spike (temporal) networks: the exact reference simulate() uses for them
+from sb3_snn.spiking.temporal import encode_population, simulate_temporal
+
+__all__ += ["encode_population", "simulate_temporal"]

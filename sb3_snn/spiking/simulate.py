@@ -1,8 +1,10 @@
 """A plain float reference simulation of a :class:`SpikingDescription`, step by step.
 
 This is the ground truth every faster or integer simulation (the conversion's fast path, the NC64C
-model) is compared with. It follows the neuron semantics written in
-:mod:`sb3_snn.spiking.description` literally; it is not meant to be fast.
+model, a NIR graph) is compared with. It follows the neuron semantics written in
+:mod:`sb3_snn.spiking.description` literally; it is not meant to be fast. Time-to-first-spike
+(``"temporal"``) networks have no time steps: :func:`simulate` runs them through
+:mod:`sb3_snn.spiking.temporal` (exact spike times, one spike per neuron at most).
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ import torch as th
 from torch.nn import functional as F
 
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
+from sb3_snn.spiking.temporal import simulate_temporal
 
 
 @dataclass
 class SimulationResult:
     """What a simulation of a batch of observations produced.
 
-    :param outputs: readout values ``[batch, n_actions]`` (the greedy action is their argmax)
+    :param outputs: readout values ``[batch, n_actions]`` (the greedy action is their argmax; the
+        Q-values ``q_sign * z_out`` of a temporal network)
     :param spike_counts: per spiking layer name, spike counts over all steps ``[batch, *output_shape]``
+        (0 or 1 for temporal neurons, which spike at most once)
     :param final_potential: per layer name, the membrane after the last step ``[batch, *output_shape]``
+        (empty for a temporal network, whose neurons are read out by their spike times)
     """
 
     outputs: np.ndarray
@@ -82,15 +88,14 @@ def encode_step(description: SpikingDescription, obs: th.Tensor, step: int) -> t
 def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> SimulationResult:
     """Run ``description`` on a batch of observations for ``description.timesteps`` steps.
 
-    :param description: a discrete-time network (IF, LIF, non-spiking neurons)
+    :param description: a discrete-time network (IF, LIF, non-spiking neurons), or a temporal one
+        (every layer of ``"temporal"`` neurons, run event by event by :mod:`sb3_snn.spiking.temporal`)
     :param obs: ``[batch, *input_shape]`` observations, already preprocessed as the network expects
+        (for a temporal network: raw observations, its population encoder is part of the description)
     """
-    for layer in description.layers:
-        if layer.neuron is not None and layer.neuron.model == "temporal":
-            raise NotImplementedError(
-                f"layer {layer.name!r}: temporal (time-to-first-spike) neurons are not discrete-time; "
-                "simulate them with sb3_snn.cvtc.CVTCLinear"
-            )
+    if description.is_temporal:
+        q_values, fired = simulate_temporal(description, np.asarray(obs))
+        return SimulationResult(outputs=q_values, spike_counts=fired, final_potential={})
     x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
     batch, steps = x_obs.shape[0], description.timesteps
     potentials: dict[str, th.Tensor] = {}

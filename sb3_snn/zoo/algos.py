@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stable_baselines3.common.base_class import BaseAlgorithm
+
 import sb3_snn  # noqa: F401  (registers policy aliases)
 from sb3_snn import registry
 from sb3_snn.configs import zoo_config
 
 
-def install_algos() -> dict[str, type]:
+def install_algos() -> dict[str, type[BaseAlgorithm]]:
     """Add every registered algorithm to ``rl_zoo3.utils.ALGOS`` and give it the tuning sampler of
     the stock algorithm it derives from (DDQN tunes like DQN). Returns the ALGOS table."""
     from rl_zoo3 import hyperparams_opt

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
@@ -24,7 +25,7 @@ CHECKPOINT, BUFFER = "checkpoint.zip", "replay_buffer.npz"
 
 def save_buffer(buffer: ReplayBuffer, path: Path) -> None:
     """Write every array of a replay buffer, and its position, to ``path`` (npz, atomically)."""
-    arrays = {name: value for name, value in vars(buffer).items() if isinstance(value, np.ndarray)}
+    arrays: dict[str, Any] = {name: value for name, value in vars(buffer).items() if isinstance(value, np.ndarray)}
     arrays["_pos"], arrays["_full"] = np.array(buffer.pos), np.array(buffer.full)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
@@ -103,7 +104,7 @@ def learn_resumable(
     checkpoint = folder / CHECKPOINT
     if checkpoint.is_file():
         model = load_model(checkpoint)
-        if isinstance(model, OffPolicyAlgorithm) and (folder / BUFFER).is_file():
+        if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None and (folder / BUFFER).is_file():
             load_buffer(model.replay_buffer, folder / BUFFER)
         remaining = total_timesteps - model.num_timesteps
         reset = False
@@ -112,7 +113,13 @@ def learn_resumable(
         remaining, reset = total_timesteps, True
     saver = CheckpointCallback(folder, every)
     saver._last = model.num_timesteps
-    callbacks = [saver] + ([callback] if isinstance(callback, BaseCallback) else list(callback or []))
+    callbacks: list[BaseCallback] = [saver]
+    if isinstance(callback, list):
+        callbacks += callback
+    elif isinstance(callback, BaseCallback):
+        callbacks.append(callback)
+    elif callback is not None:  # a plain function, as SB3's learn accepts
+        callbacks.append(ConvertCallback(callback))
     learn_kwargs.setdefault("log_interval", 1 if isinstance(model, OffPolicyAlgorithm) else 4)
     if remaining > 0:
         model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=reset, **learn_kwargs)

@@ -14,7 +14,6 @@ from sb3_snn.backends import (
     Deployment,
     ReportSection,
     SpikingDescription,
-    as_description,
     count_operations,
     describe_network,
     read_artifact,
@@ -39,14 +38,17 @@ class ExampleDeployment(Deployment):
     :param activity: what :func:`count_operations` measured on the example observations (plain
         JSON data, so that a loaded deployment reports without re-running anything)
     :param self_test_obs: a few example observations, saved with their actions as a self-test
+    :param action_rate_hz: actions per second (the cost context): turns SynOps per action into SynOps
+        per second in the report (``None``: not given)
     """
 
     backend_name = TARGET
 
     def __init__(self, description: SpikingDescription, max_neurons: int, activity: dict[str, Any],
-                 self_test_obs: np.ndarray) -> None:
+                 self_test_obs: np.ndarray, action_rate_hz: float | None = None) -> None:
         super().__init__(description)
         self.max_neurons, self.activity, self.self_test_obs = max_neurons, activity, self_test_obs
+        self.action_rate_hz = action_rate_hz
         self.resources = count_resources(description)
 
     def run(self, obs: np.ndarray) -> np.ndarray:
@@ -68,6 +70,9 @@ class ExampleDeployment(Deployment):
             ["dense ANN MACs", self.activity["ann_macs"]],
             ["example observations", self.activity["n_obs"]],
         ])
+        if self.action_rate_hz is not None:  # the cost context: what the activity costs per second
+            summary.rows += [["actions per second", self.action_rate_hz],
+                             ["SynOps per second", self.activity["synops_per_action"] * self.action_rate_hz]]
         layers = ReportSection("layers", ["layer", "neurons", "synapses", "SynOps/action", "firing rate"], [
             [name, r["neurons"], r["synapses"], self.activity["synops_per_layer"].get(name),
              self.activity["firing_rates"].get(name)]
@@ -77,6 +82,8 @@ class ExampleDeployment(Deployment):
                  "SynOps and firing rates are averages over the example observations given to compile()"]
         metrics = {"synops_per_action": float(self.activity["synops_per_action"]),
                    "neurons": float(neurons), "synapses": float(synapses)}
+        if self.action_rate_hz is not None:
+            metrics["synops_per_second"] = float(self.activity["synops_per_action"]) * self.action_rate_hz
         return BackendReport(TARGET, describe_network(self.description), [summary, layers], notes, metrics)
 
     def save(self, path: str | Path) -> Path:
@@ -85,7 +92,8 @@ class ExampleDeployment(Deployment):
         The rules: JSON for settings and figures, NPZ for numbers, nothing pickled;
         :func:`write_artifact` adds the SHA-256 of every file and of the document.
         """
-        document = {"backend": TARGET, "max_neurons": self.max_neurons, "activity": self.activity}
+        document = {"backend": TARGET, "max_neurons": self.max_neurons, "activity": self.activity,
+                    "action_rate_hz": self.action_rate_hz}
         arrays = {"self_test_obs": self.self_test_obs, "self_test_actions": self.run(self.self_test_obs)}
         return write_artifact(path, format=FORMAT, format_version=FORMAT_VERSION, document=document,
                               arrays=arrays, description=self.description)
@@ -102,16 +110,23 @@ class ExampleBackend(Backend):
     def __init__(self, max_neurons: int = 4096) -> None:
         self.max_neurons = int(max_neurons)
 
-    def compile(self, policy: Any, example_obs: np.ndarray, max_neurons: int | None = None) -> ExampleDeployment:
+    def build(  # type: ignore[override]  # compile() accepts exactly the options named here
+        self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
+        max_neurons: int | None = None,
+    ) -> ExampleDeployment:
         """Check, then build a deployment and measure its activity on ``example_obs``.
 
-        :param policy: a spiking description, a spiking policy or a description folder
+        ``backend.compile(policy, example_obs, action_rate_hz=..., max_neurons=...)`` calls this with the
+        policy's description (the only thing a backend looks at), after refusing options this method
+        does not name.
+
+        :param description: the network
         :param example_obs: ``[batch, *input_shape]`` observations (preprocessed as the network expects)
+        :param action_rate_hz: actions per second (the cost context), for the SynOps-per-second figure
         :param max_neurons: overrides the backend's budget (CLI: ``--set max_neurons=N``)
         :raises UnsupportedNetworkError: temporal neurons
         :raises FitError: over the neuron budget
         """
-        description = as_description(policy)  # the only thing a backend looks at
         budget = self.max_neurons if max_neurons is None else int(max_neurons)
         check_network(description, budget)  # check: before anything runs
         # map: a real backend places layers on cores here; build: quantises, writes its program.
@@ -122,7 +137,7 @@ class ExampleBackend(Backend):
         activity = {"n_obs": int(len(obs)), "synops_per_action": cost.synops, "input_macs": cost.input_macs,
                     "ann_macs": cost.ann_macs, "synops_per_layer": cost.synops_per_layer,
                     "firing_rates": cost.firing_rates}
-        return ExampleDeployment(description, budget, activity, obs[:N_SELF_TEST])
+        return ExampleDeployment(description, budget, activity, obs[:N_SELF_TEST], action_rate_hz)
 
     def load_deployment(self, path: str | Path) -> ExampleDeployment:
         """Read a folder written by :meth:`ExampleDeployment.save` (checksums verified, no pickle).
@@ -132,7 +147,7 @@ class ExampleBackend(Backend):
         """
         document, arrays, description = read_artifact(path, format=FORMAT, format_version=FORMAT_VERSION)
         deployment = ExampleDeployment(description, int(document["max_neurons"]), document["activity"],
-                                       arrays["self_test_obs"])
+                                       arrays["self_test_obs"], document.get("action_rate_hz"))
         # Self-test: the loaded network must act as the saved one did on the stored observations.
         if not np.array_equal(deployment.run(arrays["self_test_obs"]), arrays["self_test_actions"]):
             raise ArtifactError(f"{path}: the loaded network does not reproduce its saved actions")

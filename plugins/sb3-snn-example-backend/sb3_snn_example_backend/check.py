@@ -34,11 +34,11 @@ def check_network(description: SpikingDescription, max_neurons: int) -> dict[str
     """
     # 1. Features: the reference simulation runs discrete-time IF / LIF / non-spiking neurons only.
     #    Name the layer and say why, so that the user knows what to change.
-    for layer in description.layers:
-        if layer.neuron is not None and layer.neuron.model == "temporal":
-            raise UnsupportedNetworkError(
-                layer.name, "temporal (time-to-first-spike) neurons",
-                "this backend runs discrete-time IF/LIF neurons only", TARGET)
+    if description.is_temporal:
+        layer = next(layer for layer in description.layers if layer.neuron is not None and layer.neuron.model == "temporal")
+        raise UnsupportedNetworkError(
+            layer.name, "temporal (time-to-first-spike) neurons",
+            "this backend runs discrete-time IF/LIF neurons only", TARGET)
     # 2. Resources: compare what the network needs with what the target has.
     resources = count_resources(description)
     total = sum(r["neurons"] for r in resources.values())

@@ -23,6 +23,12 @@ def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
     :param spec: the chip
     """
     target = spec.name
+    if description.is_temporal:  # no time steps at all: say so before anything about the encoding or readout
+        layer = next(layer for layer in description.layers if layer.neuron is not None and layer.neuron.model == "temporal")
+        raise UnsupportedNetworkError(
+            layer.name, "temporal (time-to-first-spike) neurons",
+            "the chip model runs discrete-time IF/LIF neurons; a CVTC policy's exact spike times need a "
+            "continuous-time neuron (use its beta-free discrete mode, or another backend)", target)
     kind = description.encoding.get("kind")
     if kind not in ENCODINGS:
         raise UnsupportedNetworkError("network", f"the {kind!r} input encoding",
@@ -38,11 +44,6 @@ def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
         if neuron is None:
             raise UnsupportedNetworkError(layer.name, "a synaptic layer without neurons",
                                           "every linear/conv layer drives a neuron population on the chip", target)
-        if neuron.model == "temporal":
-            raise UnsupportedNetworkError(
-                layer.name, "temporal (time-to-first-spike) neurons",
-                "the chip model runs discrete-time IF/LIF neurons; a CVTC policy's exact spike times need a "
-                "continuous-time neuron (use its beta-free discrete mode, or another backend)", target)
         if neuron.model == "nonspiking" and index != len(description.layers) - 1:
             raise UnsupportedNetworkError(layer.name, "a non-spiking hidden layer",
                                           "only the last layer may integrate without firing (it is read out)", target)

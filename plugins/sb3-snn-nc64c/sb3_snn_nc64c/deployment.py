@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ from sb3_snn.backends import (
     BackendReport,
     Deployment,
     ReportSection,
+    SpikingDescription,
     agreement,
-    as_description,
     describe_network,
     read_artifact,
     reference_simulate,
@@ -29,6 +30,8 @@ from sb3_snn_nc64c.spec import ChipSpec
 
 FORMAT = "sb3-snn/nc64c-deployment"
 FORMAT_VERSION = 1
+#: Actions per second of the power figure when ``compile`` is not given ``action_rate_hz``.
+DEFAULT_ACTION_RATE_HZ = 50.0
 
 
 class NC64CDeployment(Deployment):
@@ -44,7 +47,7 @@ class NC64CDeployment(Deployment):
     backend_name = "nc64c"
 
     def __init__(self, network: QuantizedNetwork, mapping: Mapping, calibration: dict[str, Any],
-                 action_rate_hz: float = 50.0, energy: EnergyEstimate | None = None) -> None:
+                 action_rate_hz: float = DEFAULT_ACTION_RATE_HZ, energy: EnergyEstimate | None = None) -> None:
         super().__init__(network.description)
         self.network, self.mapping, self.calibration = network, mapping, calibration
         self.action_rate_hz = action_rate_hz
@@ -142,21 +145,21 @@ class NC64CBackend(Backend):
     def __init__(self, spec: ChipSpec | None = None, **overrides: Any) -> None:
         self.spec = (spec or ChipSpec()).with_overrides(**overrides)
 
-    def compile(self, policy: Any, example_obs: np.ndarray, action_rate_hz: float = 50.0,
-                input_margin: float = 1.0, rounding: str = "error_feedback", **overrides: Any) -> NC64CDeployment:
+    def build(self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
+              input_margin: float = 1.0, rounding: str = "error_feedback", **overrides: Any) -> NC64CDeployment:
         """Check fit, map to cores, quantise, simulate ``example_obs`` and estimate cost.
 
-        :param policy: a spiking description, a spiking policy or a description folder
+        :param description: the network
         :param example_obs: ``[batch, *input_shape]``: sets the input range and the activity behind the estimates
-        :param action_rate_hz: actions per second for the power figure
+        :param action_rate_hz: actions per second for the power figure (default :data:`DEFAULT_ACTION_RATE_HZ`)
         :param input_margin: head-room on the observed input range (values beyond it are clipped and counted)
         :param rounding: ``"error_feedback"`` (weights rounded so the membrane error is small on
             ``example_obs``) or ``"nearest"`` (see :mod:`sb3_snn_nc64c.quantize`)
-        :param overrides: spec parameters for this compilation only
+        :param overrides: spec parameters for this compilation only (:class:`ChipSpec` fields)
         :raises FitError: a layer does not fit (names the layer, resource and limit)
         :raises UnsupportedNetworkError: a neuron model / reset / encoding the chip cannot run
         """
-        description = as_description(policy)
+        action_rate_hz = DEFAULT_ACTION_RATE_HZ if action_rate_hz is None else float(action_rate_hz)
         spec = self.spec.with_overrides(**overrides)
         example_obs = np.asarray(example_obs, dtype=np.float64)
         if example_obs.shape[1:] != description.input_shape:
@@ -175,6 +178,10 @@ class NC64CBackend(Backend):
         }
         energy = estimate(network, mapping, result.spike_counts, action_rate_hz)
         return NC64CDeployment(network, mapping, calibration, action_rate_hz, energy)
+
+    def compile_options(self) -> list[str]:
+        """``input_margin``, ``rounding`` and every :class:`ChipSpec` parameter (for this compilation only)."""
+        return sorted({"input_margin", "rounding", *(f.name for f in fields(ChipSpec))})
 
     def load_deployment(self, path: str | Path) -> NC64CDeployment:
         """Read an artifact written by :meth:`NC64CDeployment.save`; refuses a tampered or corrupted one."""

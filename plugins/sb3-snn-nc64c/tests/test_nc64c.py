@@ -69,10 +69,10 @@ def test_conv_fan_in_and_unsupported_models_are_refused():
     with pytest.raises(FitError, match=r"layer 'conv0'.*fan-in \(axons per core\) needs 18, limit is 16"):
         check_fit(conv, ChipSpec(axons_per_core=16))
     temporal = _net(_linear("fc0", 4, 8, NeuronPopulation("temporal", params={"beta": 1e-3})))
-    with pytest.raises(UnsupportedNetworkError, match="layer 'fc0'.*temporal.*discrete-time"):
+    with pytest.raises(UnsupportedNetworkError, match=r"layer 'fc0'.*temporal.*discrete-time"):
         check_fit(temporal, ChipSpec())
     hidden_readout = _net(_linear("fc0", 4, 8, NeuronPopulation("nonspiking", reset="none")), _linear("fc1", 8, 2))
-    with pytest.raises(UnsupportedNetworkError, match="fc0.*non-spiking hidden layer"):
+    with pytest.raises(UnsupportedNetworkError, match=r"fc0.*non-spiking hidden layer"):
         check_fit(hidden_readout, ChipSpec())
     with pytest.raises(UnsupportedNetworkError, match="population_temporal"):
         check_fit(_net(_linear("fc0", 4, 2), encoding={"kind": "population_temporal"}), ChipSpec())

@@ -1,0 +1,264 @@
+"""Any trained SB3 model, seen the same way by every method: which network acts, its scores, its size, loading.
+
+- :func:`acting_network`: the part of a policy that computes the action (a DQN's online Q-network,
+  not its target; an actor-critic's actor, not its critic), its kind and the scores it gives;
+- :func:`acting_scores`: those scores ``[batch, n_actions]`` for raw observations (Q-values, the
+  mean of QR-DQN's quantiles, an actor's normalised logits, a spiking policy's ``forward``);
+- :func:`parameter_bytes`: the bytes of the acting parameters (a spiking policy's own figure);
+- :func:`greedy_actions`: an agent (anything with SB3's ``predict``, or a function) as a function from
+  a batch of raw observations to its greedy actions;
+- :func:`load_model`: an SB3 zip of a known or inferred algorithm, ready to act.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.save_util import load_from_zip_file
+from torch import nn
+
+from sb3_snn.spiking.contract import is_spiking_policy
+
+#: Kinds of :class:`ActingNetwork`.
+KINDS = ("q", "quantile", "actor", "policy")
+
+
+@dataclass
+class ActingNetwork:
+    """The part of a policy that computes the action.
+
+    :param kind: ``"q"`` (a Q-network: DQN, DDQN, CVTC), ``"quantile"`` (QR-DQN: Q is the mean of the
+        quantiles), ``"actor"`` (an actor-critic's actor: features, ``policy_net``, ``action_net``) or
+        ``"policy"`` (anything else, a spiking policy say: the whole policy acts, its ``forward`` gives scores)
+    :param policy: the policy (or the bare Q-network) it belongs to
+    :param modules: ``(qualified name, module)`` in execution order; their parameters are the acting ones
+    """
+
+    kind: str
+    policy: Any
+    modules: list[tuple[str, nn.Module]]
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The acting parameters, each once (a features extractor shared by two parts counts once)."""
+        seen: dict[int, nn.Parameter] = {}
+        for _, module in self.modules:
+            for parameter in module.parameters():
+                seen.setdefault(id(parameter), parameter)
+        return list(seen.values())
+
+    def scores(self, obs: th.Tensor) -> th.Tensor:
+        """Scores ``[batch, n_actions]`` of raw observations, on the policy's device (with gradients, if enabled).
+
+        :param obs: a batch of raw observations as ``obs_to_tensor`` makes them
+        """
+        policy = self.policy
+        if self.kind == "q":
+            return policy.q_net(obs) if _is_q_policy(policy) else policy(obs)
+        if self.kind == "quantile":
+            network = policy.quantile_net if hasattr(policy.quantile_net, "quantile_net") else policy
+            return network(obs).mean(dim=1)  # [batch, n_quantiles, n_actions] -> Q (mean of the quantiles)
+        if self.kind == "actor":
+            features = policy.extract_features(obs, policy.pi_features_extractor)
+            scores = policy.action_net(policy.mlp_extractor.forward_actor(features))
+            if isinstance(policy.action_space, spaces.Discrete):
+                # what a Categorical distribution stores: logits normalised to log-probabilities
+                return scores - scores.logsumexp(dim=-1, keepdim=True)
+            return scores  # a Box: the action means
+        return policy(obs)
+
+
+def _policy_of(agent: Any) -> Any:
+    policy = agent.policy if isinstance(agent, BaseAlgorithm) else agent
+    if not isinstance(policy, nn.Module):
+        raise TypeError(f"expected an SB3 model, a policy or a network, got {type(agent).__name__}")
+    return policy
+
+
+def _is_q_policy(module: Any) -> bool:
+    """A policy holding a Q-network (``DQNPolicy``, ``CVTCPolicy``), as opposed to the Q-network itself."""
+    return isinstance(getattr(module, "q_net", None), nn.Module) and not isinstance(module.q_net, nn.Sequential)
+
+
+def acting_network(agent: Any) -> ActingNetwork:
+    """The network that computes ``agent``'s action.
+
+    :param agent: an SB3 model, its policy, or a bare ``QNetwork`` / ``QuantileNetwork``
+    """
+    policy = _policy_of(agent)
+    quantile = getattr(policy, "quantile_net", None)
+    if isinstance(quantile, nn.Module):  # QRDQNPolicy -> QuantileNetwork, or the QuantileNetwork itself
+        network: Any = quantile if hasattr(quantile, "quantile_net") else policy
+        parts = [("features_extractor", network.features_extractor), ("quantile_net", network.quantile_net)]
+        return ActingNetwork("quantile", policy, parts)
+    q_net = getattr(policy, "q_net", None)
+    if isinstance(q_net, nn.Module):
+        network = q_net if _is_q_policy(policy) else policy  # DQNPolicy -> QNetwork, or the QNetwork itself
+        if isinstance(getattr(network, "q_net", None), nn.Sequential):  # SB3's QNetwork: features + MLP
+            return ActingNetwork("q", policy, [("features_extractor", network.features_extractor), ("q_net", network.q_net)])
+        return ActingNetwork("q", policy, [("q_net", network)])  # a Q-network of its own kind (CVTC)
+    if isinstance(policy, ActorCriticPolicy):
+        modules: list[tuple[str, Any]] = [("pi_features_extractor", policy.pi_features_extractor),
+                   ("mlp_extractor.policy_net", policy.mlp_extractor.policy_net), ("action_net", policy.action_net)]
+        return ActingNetwork("actor", policy, modules)
+    if isinstance(getattr(policy, "actor", None), nn.Module):  # SAC / TD3: the actor, not the critics
+        return ActingNetwork("policy", policy, [("actor", policy.actor)])
+    return ActingNetwork("policy", policy, [("", policy)])
+
+
+def acting_modules(agent: Any) -> list[tuple[str, nn.Module]]:
+    """``(qualified name, module)`` of the network that acts (see :func:`acting_network`).
+
+    :param agent: an SB3 model, its policy, or a bare Q-network
+    """
+    return acting_network(agent).modules
+
+
+@th.no_grad()
+def acting_scores(agent: Any, obs: th.Tensor) -> th.Tensor:
+    """Action scores ``[batch, n_actions]`` for raw observations, in evaluation mode, on the device of ``obs``.
+
+    Q-values for DQN / DDQN / CVTC, the mean of the quantiles for QR-DQN, the normalised logits of the
+    categorical distribution for PPO / A2C (the action means for a Box action space), ``forward`` for a
+    spiking policy.
+
+    :param agent: an SB3 model or its policy
+    :param obs: a batch of raw (unpreprocessed) observations
+    """
+    network = acting_network(agent)
+    policy = network.policy
+    if hasattr(policy, "set_training_mode"):
+        policy.set_training_mode(False)
+    device = getattr(policy, "device", th.device("cpu"))
+    return network.scores(obs.to(device)).float().to(obs.device)
+
+
+def parameter_bytes(agent: Any) -> int:
+    """Bytes of the parameters that act, as stored: a DQN's target network and an actor-critic's value
+    head are left out; a spiking policy gives its own figure (:meth:`SpikingPolicy.parameter_bytes`).
+
+    :param agent: an SB3 model, its policy, or a bare network
+    """
+    policy = _policy_of(agent)
+    if is_spiking_policy(policy):
+        return int(policy.parameter_bytes())
+    return sum(p.numel() * p.element_size() for p in acting_network(policy).parameters())
+
+
+def greedy_actions(agent: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``agent`` as a function from a batch of raw observations to its greedy actions (a flat array).
+
+    :param agent: anything with SB3's ``predict`` (a model, a policy), or already such a function
+    """
+    predict = getattr(agent, "predict", None)
+    if callable(predict):
+        return lambda obs: np.asarray(predict(obs, deterministic=True)[0]).reshape(-1)
+    if callable(agent):
+        return lambda obs: np.asarray(agent(obs)).reshape(-1)
+    raise TypeError(f"{type(agent).__name__} cannot act: give a model or policy with predict(), or a function of observations")
+
+
+def algorithm_table() -> dict[str, type[BaseAlgorithm]]:
+    """Every algorithm id a saved model may name: rl_zoo3's table (SB3 and sb3-contrib) and the
+    algorithms registered in the ``sb3_snn.algos`` entry-point group (``ddqn``, ``sdn``, ...)."""
+    from rl_zoo3.utils import ALGOS
+
+    from sb3_snn import registry
+
+    return {**ALGOS, **{name: plugin.target for name, plugin in registry.plugins("algos").items()}}
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """``path`` as given (relative to the working directory), or with ``.zip`` appended (as SB3 saves).
+
+    :param path: a model zip
+    :raises FileNotFoundError: neither exists (the message names the working directory)
+    """
+    candidate = Path(path).expanduser()
+    for option in (candidate, candidate.with_suffix(".zip")):
+        if option.is_file():
+            return option
+    raise FileNotFoundError(f"model {str(path)!r} not found (relative paths are read from {Path.cwd()})")
+
+
+def infer_algorithm(policy_class: Any, data: dict[str, Any], table: dict[str, type[BaseAlgorithm]]) -> str:
+    """The algorithm id that saved a model, from its saved policy class.
+
+    A QR-DQN policy is ``qrdqn``; a DQN policy ``dqn`` (DDQN and CVTC models differ from DQN in training
+    only, and load as DQN to act); an actor-critic ``ppo`` if its data has PPO's ``clip_range``, else
+    ``a2c``; anything else (an SDN student, say) the one algorithm of ``table`` whose ``policy_aliases``
+    hold that class.
+
+    :param policy_class: the ``policy_class`` of the zip's data
+    :param data: the zip's data (its saved attributes)
+    :param table: algorithm id -> class (:func:`algorithm_table`)
+    :raises ValueError: no algorithm, or more than one, serves that policy class (pass ``algo``)
+    """
+    from sb3_contrib.qrdqn.policies import QRDQNPolicy
+    from stable_baselines3.dqn.policies import DQNPolicy
+
+    if not isinstance(policy_class, type):
+        raise ValueError(f"the saved policy class is {policy_class!r}, not a class; "
+                         f"pass algo= (known: {', '.join(sorted(table))})")
+    if issubclass(policy_class, QRDQNPolicy):
+        return "qrdqn"
+    if issubclass(policy_class, DQNPolicy):
+        return "dqn"
+    if issubclass(policy_class, ActorCriticPolicy):
+        return "ppo" if "clip_range" in data else "a2c"
+    for test in (lambda alias: alias is policy_class, lambda alias: issubclass(policy_class, alias)):
+        serving = sorted({name for name, algo in table.items()
+                          if any(isinstance(alias, type) and test(alias)
+                                 for alias in getattr(algo, "policy_aliases", {}).values())})
+        if len(serving) == 1:
+            return serving[0]
+        if serving:
+            raise ValueError(f"policy class {policy_class.__name__} is served by {', '.join(serving)}: pass algo= one of them")
+    raise ValueError(f"no known algorithm serves policy class {policy_class.__name__}; pass algo= "
+                     f"(known: {', '.join(sorted(table))})")
+
+
+def load_model(
+    path: str | Path, algo: str | None = None, env: Any = None, device: th.device | str = "cpu"
+) -> BaseAlgorithm:
+    """Load an SB3 model zip to act with it.
+
+    Off-policy models get a one-transition replay buffer (acting needs none, and a saved buffer size can
+    be millions); the learning-rate and clip-range schedules are replaced by constants (a saved function
+    may not load on another Python version, and acting does not use them).
+
+    :param path: the zip written by ``model.save`` (or rl_zoo3), with or without ``.zip``
+    :param algo: the algorithm id (:func:`algorithm_table`: ``dqn``, ``ddqn``, ``qrdqn``, ``ppo``,
+        ``a2c``, ``sdn``, ...); ``None``: inferred from the saved policy class (:func:`infer_algorithm`)
+    :param env: the environment to attach (``None``: none)
+    :param device: torch device of the model
+    :raises FileNotFoundError: no such file
+    :raises ValueError: the file is not an SB3 model zip, ``algo`` is not a known algorithm id (the
+        message lists the known ones), or the algorithm cannot be told from the file
+    """
+    resolved = resolve_model_path(path)
+    if not zipfile.is_zipfile(resolved):
+        raise ValueError(f"{resolved} is not a Stable-Baselines3 model (not a zip file)")
+    with zipfile.ZipFile(resolved) as archive:
+        if "data" not in archive.namelist():
+            raise ValueError(f"{resolved} is not a Stable-Baselines3 model zip (it has no 'data' entry)")
+    table = algorithm_table()
+    if algo is None:
+        data, _, _ = load_from_zip_file(resolved, device="cpu", load_data=True)
+        algo = infer_algorithm((data or {}).get("policy_class"), data or {}, table)
+    if algo not in table:
+        raise ValueError(f"unknown algorithm {algo!r}; known: {', '.join(sorted(table))}")
+    algo_class = table[algo]
+    kwargs: dict[str, Any] = {"buffer_size": 1} if issubclass(algo_class, OffPolicyAlgorithm) else {}
+    constant = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0,
+                "optimize_memory_usage": False}
+    return algo_class.load(resolved, env=env, device=device, custom_objects=constant, **kwargs)
