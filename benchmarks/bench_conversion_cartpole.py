@@ -49,7 +49,7 @@ from sb3_snn.conversion.evaluation import format_table, sweep
 from sb3_snn.zoo.experiment import read_zoo_yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_conversion_common import sweep_rows, write_record  # noqa: E402
+from bench_conversion_common import sweep_rows, write_record
 
 
 TARGET_RATE, TARGET_SCORE = 0.99, 0.95

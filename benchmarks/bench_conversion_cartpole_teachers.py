@@ -39,8 +39,8 @@ from stable_baselines3 import DQN
 from sb3_snn.conversion import collect_calibration_frames, convert, extract_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_conversion_cartpole import TARGET_RATE, chosen_checkpoint, teacher_provenance  # noqa: E402
-from bench_conversion_common import clipped_ann_agreement, held_out_frames, write_record  # noqa: E402
+from bench_conversion_cartpole import TARGET_RATE, chosen_checkpoint, teacher_provenance
+from bench_conversion_common import clipped_ann_agreement, held_out_frames, write_record
 
 ROUNDINGS = ("floor", "round")
 

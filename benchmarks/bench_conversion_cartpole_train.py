@@ -98,7 +98,7 @@ def train(preset: str, seed: int, root: str | Path, eval_freq: int = 2500, eval_
     seconds = time.perf_counter() - start
     model.save(out / "final_model")
     evaluations = np.load(out / "evaluations.npz")
-    curve = [[int(t), float(np.mean(r))] for t, r in zip(evaluations["timesteps"], evaluations["results"])]
+    curve = [[int(t), float(np.mean(r))] for t, r in zip(evaluations["timesteps"], evaluations["results"], strict=True)]
     best = max(curve, key=lambda point: point[1])
     best_step = next(t for t, r in curve if r == best[1])  # EvalCallback keeps the first of a tie
     record = {

@@ -18,7 +18,7 @@ from sb3_snn.conversion import collect_calibration_frames
 from sb3_snn.conversion.extract import SourceNetwork
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine
 
 
 def sweep_rows(results: list[dict[str, Any]], reference: str = "teacher") -> list[dict[str, Any]]:

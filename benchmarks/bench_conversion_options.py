@@ -38,7 +38,7 @@ from sb3_snn.conversion import collect_calibration_frames, convert, extract_netw
 from sb3_snn.conversion.normalisation import layer_activations
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_conversion_common import clipped_ann_agreement, held_out_frames, write_record  # noqa: E402
+from bench_conversion_common import clipped_ann_agreement, held_out_frames, write_record
 
 
 @dataclass
@@ -80,7 +80,7 @@ def channel_wise(policy, model, calibration: np.ndarray, percentile: float, laye
         acts = [a.numpy() for a in layer_activations(source.layers, source.preprocess(calibration))]
         previous = np.ones(synaptic[0].weight.shape[1], dtype=np.float64)
         targets = [layer for layer in policy.layers if isinstance(layer, (nn.Linear, nn.Conv2d))]
-        for index, (layer, target, act) in enumerate(zip(synaptic, targets, acts)):
+        for index, (layer, target, act) in enumerate(zip(synaptic, targets, acts, strict=True)):
             layer_value = float(np.percentile(act, layer_percentile))
             if index < len(synaptic) - 1:
                 scale = np.percentile(act, percentile, axis=0)

@@ -153,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     description = policy.spiking_description()
     for k in range(args.frames):
         x = x_all[k : k + 1]
-        seconds, sim = _time(lambda: simulate_fast(layers, x, steps), device, args.repeats)
+        # the lambdas below are called by _time within this iteration
+        seconds, sim = _time(lambda: simulate_fast(layers, x, steps), device, args.repeats)  # noqa: B023
         timings["fast"].append(seconds)
         fast_fraction.append(sim.fast_fraction)
-        synops.append(count_operations(description, {policy.layer_names[i]: c.cpu().numpy() for i, c in sim.spike_counts.items()}))
+        counts_by_name = {policy.layer_names[i]: c.cpu().numpy() for i, c in sim.spike_counts.items()}
+        synops.append(count_operations(description, counts_by_name))
         for name, fn in (("sj_loop", sj_step_loop), ("sj_multistep", sj_multistep)):
-            seconds, counts = _time(lambda: fn(layers, x, steps), device, 1 if name == "sj_loop" else args.repeats,
+            seconds, counts = _time(lambda: fn(layers, x, steps), device,  # noqa: B023 1 if name == "sj_loop" else args.repeats,
                                     warm_up=name != "sj_loop" or k == 0)
             timings[name].append(seconds)
             mismatch32[name] += sum(int((counts[i] != sim.spike_counts[i]).sum()) for i in counts)
@@ -249,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                   "dropped, channels_last convolutions); first layer closed form; wide CPU layers: one clamp "
                   "per step for the whole layer; share of neurons solved by a closed form or the cumulative-max "
                   f"identity alone, per layer: {report['fast_path_fraction_per_layer']}",
-                  f"SynOps/action {report['synops_per_action']:.3g}, dense MACs over T steps {report['dense_macs_T_steps']:.3g}"],
+                  f"SynOps/action {report['synops_per_action']:.3g}, "
+                  f"dense MACs over T steps {report['dense_macs_T_steps']:.3g}"],
         "rows": rows,
         "timesteps": steps, "batch": 1, "device": device, "torch_threads": th.get_num_threads(),
         "details": report,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_result  # noqa: E402
+from common import ROOT, machine, write_result
 
 LOGS = ROOT / "benchmarks/out/cvtc_sweep"
 #: ``sb3_snn/configs/zoo/cvtc.yml``'s CartPole-v1 section as of session 3 (batch 64): every config changes it.

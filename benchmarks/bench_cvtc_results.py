@@ -25,7 +25,7 @@ import numpy as np
 import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result  # noqa: E402
+from common import machine, write_result
 from rl_zoo3.utils import get_latest_run_id
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -190,7 +190,8 @@ def main() -> None:
         "title": "DDQN with a CVTC temporal-coded spiking Q-network (Wu et al. 2022), Table 4 layout",
         "command": "python benchmarks/bench_cvtc_results.py " + " ".join(sys.argv[1:]),
         "machine": machine("cpu"),
-        "target": "DDQN+CVTC ≥ 475 on CartPole-v1 (≥ -120 on MountainCar-v0) over 100 episodes; Mostafa inference within 2 % of beta",
+        "target": ("DDQN+CVTC ≥ 475 on CartPole-v1 (≥ -120 on MountainCar-v0) over 100 episodes; "
+                   "Mostafa inference within 2 % of beta"),
         "headline": headline,
         "rows": rows,
         "paper_rows": PAPER_ROWS,

@@ -36,7 +36,7 @@ import torch as th
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result  # noqa: E402
+from common import machine, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,8 @@ def main() -> None:
     cpu_ms = {name: float(np.median(values)) for name, values in cpus.items()}
     rows = []
     for name in nets:
-        row = {"candidate": name, "wall_ms_median": round(wall_ms[name], 4), "ratio_vs_mlp_wall": round(wall_ms[name] / wall_ms["mlp"], 2),
+        row = {"candidate": name, "wall_ms_median": round(wall_ms[name], 4),
+               "ratio_vs_mlp_wall": round(wall_ms[name] / wall_ms["mlp"], 2),
                "samples": len(walls[name])}
         if device.type == "cpu":
             row.update(cpu_ms_median=round(cpu_ms[name], 4), ratio_vs_mlp_cpu=round(cpu_ms[name] / cpu_ms["mlp"], 2))
@@ -149,7 +150,8 @@ def main() -> None:
     record = {
         "benchmark": "cvtc_speed",
         "title": f"CVTCLinear speed: 80→{args.hidden}→2, batch {args.batch}, forward+backward vs an MLP of the same shape",
-        "command": " ".join(["python", os.path.relpath(sys.argv[0], ROOT) if Path(sys.argv[0]).is_absolute() else sys.argv[0], *sys.argv[1:]]),
+        "command": " ".join(["python", os.path.relpath(sys.argv[0], ROOT) if Path(sys.argv[0]).is_absolute() else sys.argv[0],
+                             *sys.argv[1:]]),
         "machine": machine(str(device)) + (f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""),
         "target": "CVTC forward+backward within 3× of the MLP (wall clock)",
         "headline": headline,

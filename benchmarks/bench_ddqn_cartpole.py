@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_result  # noqa: E402
+from common import ROOT, machine, write_result
 
 
 def run(cmd: list[str]) -> None:

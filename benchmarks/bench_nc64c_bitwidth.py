@@ -24,7 +24,7 @@ from sb3_snn import backends
 from sb3_snn.backends import examples
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result  # noqa: E402
+from common import machine, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 DQN_CARTPOLE = ROOT / "benchmarks" / "out" / "logs" / "dqn" / "CartPole-v1_1" / "CartPole-v1.zip"
@@ -79,10 +79,12 @@ def main() -> None:
                     description, calibration)
                 row[label] = backends.agreement(deployment.run(test), reference)
             rows.append(row)
-            print(f"{name:55s} w={bits:2d}  agreement (12-bit input) {row['input_12']:.3f}  (same-width input) {row['input_same']:.3f}",
+            print(f"{name:55s} w={bits:2d}  agreement (12-bit input) {row['input_12']:.3f}  "
+                  f"(same-width input) {row['input_same']:.3f}",
                   flush=True)
         reached = [r["weight_bits"] for r in rows if r["input_same"] >= 0.99]
-        results[name] = {"rows": rows, "n_test_obs": len(test), "min_bits_for_99pct_same_width": min(reached) if reached else None}
+        results[name] = {"rows": rows, "n_test_obs": len(test),
+                         "min_bits_for_99pct_same_width": min(reached) if reached else None}
     default = {}
     for name, (description, calibration, test) in networks_cache.items():
         deployment = backends.load("nc64c").compile(description, calibration)

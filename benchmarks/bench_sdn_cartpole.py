@@ -31,7 +31,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sdn_common import (  # noqa: E402
+from bench_sdn_common import (
     latency_comparison,
     latency_fields,
     score_lines,
@@ -42,8 +42,8 @@ from bench_sdn_common import (  # noqa: E402
     steps_per_second,
 )
 
-from sb3_snn import SDN  # noqa: E402
-from sb3_snn.sdn import Teacher, load_teacher  # noqa: E402
+from sb3_snn import SDN
+from sb3_snn.sdn import Teacher, load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "benchmarks/out/sdn/logs"
@@ -53,7 +53,7 @@ def student_settings() -> dict:
     """The CartPole-v1 section of sb3_snn/configs/zoo/sdn.yml, as SDN constructor arguments."""
     section = dict(yaml.safe_load((ROOT / "sb3_snn/configs/zoo/sdn.yml").read_text())["CartPole-v1"])
     section.pop("n_timesteps", None)
-    section["policy_kwargs"] = eval(section["policy_kwargs"], {"dict": dict})  # noqa: S307 (our own config)
+    section["policy_kwargs"] = eval(section["policy_kwargs"], {"dict": dict})
     return section
 
 
@@ -98,8 +98,9 @@ def dqn_from_scratch(log_dir: Path, target: float) -> dict:
     """The DQN teacher's evaluation curve (rl_zoo3 evaluations.npz): when it first reached ``target``."""
     data = np.load(log_dir / "evaluations.npz")
     means = data["results"].mean(axis=1)
-    hits = [int(t) for t, m in zip(data["timesteps"], means) if m >= target]
-    return {"curve": [[int(t), float(m)] for t, m in zip(data["timesteps"], means)], "first_step_at_target": hits[0] if hits else None,
+    hits = [int(t) for t, m in zip(data["timesteps"], means, strict=True) if m >= target]
+    return {"curve": [[int(t), float(m)] for t, m in zip(data["timesteps"], means, strict=True)],
+            "first_step_at_target": hits[0] if hits else None,
             "evals_at_target": len(hits), "evals": len(means), "target": target}
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine as describe_machine  # noqa: E402
+from common import machine as describe_machine
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
@@ -23,7 +23,8 @@ from sb3_snn.common.models import acting_network, parameter_bytes
 from sb3_snn.sdn import SDN, Teacher
 
 #: what the latency benchmarks aim for (issue #5)
-LATENCY_TARGET = "student per-action latency >= 5x lower than the teacher's on CPU (model.predict, one observation, 1 torch thread)"
+LATENCY_TARGET = ("student per-action latency >= 5x lower than the teacher's on CPU "
+                  "(model.predict, one observation, 1 torch thread)")
 
 
 def machine() -> str:
@@ -81,7 +82,9 @@ def steps_per_second(train: Any, gradient_steps: int) -> float:
     return gradient_steps / (time.perf_counter() - start)
 
 
-def interleaved_latency(calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30) -> dict[str, dict[str, float]]:
+def interleaved_latency(
+    calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30,
+) -> dict[str, dict[str, float]]:
     """Median thread CPU and wall-clock milliseconds per call of each callable, the callables called in
     turn (round robin), so that a shared machine's load falls on all of them alike.
 

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-import ale_py  # noqa: F401  (registers the Atari environments)
+import ale_py
 import gymnasium as gym
 import numpy as np
 import torch as th
@@ -27,7 +27,7 @@ from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sdn_common import (  # noqa: E402
+from bench_sdn_common import (
     latency_comparison,
     latency_fields,
     score_lines,
@@ -38,8 +38,8 @@ from bench_sdn_common import (  # noqa: E402
     steps_per_second,
 )
 
-from sb3_snn import SDN  # noqa: E402
-from sb3_snn.sdn import Teacher, load_teacher  # noqa: E402
+from sb3_snn import SDN
+from sb3_snn.sdn import Teacher, load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 gym.register_envs(ale_py)
@@ -109,7 +109,8 @@ def latency_only(args: argparse.Namespace) -> None:
     for latency in measured.values():
         encoding = latency["policy_kwargs"].get("encoding", "frames")
         norm = "+tdBN" if latency["policy_kwargs"].get("norm") else ""
-        which = f"rows {'/'.join(latency['rows'])}" if latency["rows"] else f"shape of {'/'.join(latency['extra'])} (no score row)"
+        which = (f"rows {'/'.join(latency['rows'])}" if latency["rows"]
+                 else f"shape of {'/'.join(latency['extra'])} (no score row)")
         label = f"{encoding}{norm} student (T={latency['student_n_steps']}, untrained), {which}"
         lines.append(latency_text(label, latency))
     command = shlex.join(["python", *sys.argv])

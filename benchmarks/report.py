@@ -457,7 +457,8 @@ def sdn_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 kwargs = get(r, "settings", "policy_kwargs") or {}
                 n_layers = sum(len(kwargs.get(k) or []) for k in ("conv_arch", "net_arch")) + 1 if kwargs else None
                 out.append({
-                    "rec": rec, "env": env, "teacher": rec.get("teacher_algo") or Path(str(rec.get("teacher_path", DASH))).name,
+                    "rec": rec, "env": env,
+                    "teacher": rec.get("teacher_algo") or Path(str(rec.get("teacher_path", DASH))).name,
                     "variant": str(name), "layers": n_layers, "steps": r.get("steps"), "device": device,
                     "teacher_mean": num(get(rec, "teacher", "mean")), "teacher_std": num(get(rec, "teacher", "std")),
                     "student_mean": num(get(r, "student", "mean")), "student_std": num(get(r, "student", "std")),
@@ -529,7 +530,8 @@ def conversion_speed_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]
 # --------------------------------------------------------------------------------------------------
 # Summary: one row per target of the issues
 # --------------------------------------------------------------------------------------------------
-def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str]]:
+# C901: the complexity is the sum of small per-target closures that share ``records`` and ``link``
+def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str]]:  # noqa: C901
     """[issue, target, figure reached, status, source] per target; a target whose records fail to
     read shows the error instead of stopping the report."""
     def sources(recs: Iterable[dict[str, Any]]) -> str:
@@ -544,7 +546,8 @@ def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str
             return DASH, "not run", []
         best = min(rows, key=lambda r: min(x for x in (r["wall"], r["cpu"], float("inf")) if x is not None))
         figure = "; ".join(f"{r['candidate']} {times(r['wall'])} wall" + (f", {times(r['cpu'])} CPU time" if r["cpu"] else "")
-                           + f" ({machine_label(r['rec'], threads=True)})" for r in rows if r["candidate"] == best["candidate"])
+                           + f" ({machine_label(r['rec'], threads=True)})"
+                           for r in rows if r["candidate"] == best["candidate"])
         ratio = min(x for x in (best["wall"], best["cpu"]) if x is not None)
         return figure, status(ratio <= GOAL["cvtc_speed"]), [r["rec"] for r in rows]
 
@@ -663,7 +666,8 @@ def summary_rows(records: list[dict[str, Any]], link: str = "") -> list[list[str
             r = rows[-1]
             ratio = share(r)
             met = ratio is not None and ratio >= GOAL["sdn_score"] and (r["size_ratio"] or 0) >= GOAL["sdn_size"]
-            figure = (f"student {pm(r['student_mean'], r['student_std'])} vs teacher {fmt(r['teacher_mean'])} ({pct(ratio, 0)}), "
+            figure = (f"student {pm(r['student_mean'], r['student_std'])} vs teacher {fmt(r['teacher_mean'])} "
+                      f"({pct(ratio, 0)}), "
                       f"{times(r['size_ratio'], 0)} fewer bytes ({kb(r['student_bytes'])} vs {kb(r['teacher_bytes'])} KB)")
             return figure, status(met), [r["rec"]]
         return compute
@@ -963,25 +967,29 @@ def section_speed(records: list[dict[str, Any]]) -> list[str]:
                        DASH + " (CPU target)" if r["device"] != "cpu" else
                        "yes" if min(x for x in (r["wall"], r["cpu"], float("inf")) if x is not None) <= GOAL["cvtc_speed"]
                        else "no", src(r["rec"])] for r in cvtc_speed_rows(records))))
-    out += ["", f"### Conversion: our IF simulation vs spikingjelly and a per-step loop (#4; target ≥ {GOAL['conv_speedup']:g}× "
-            "vs the spikingjelly IFNode per-step loop, CPU, batch 1)", "",
+    out += ["", "### Conversion: our IF simulation vs spikingjelly and a per-step loop "
+            f"(#4; target ≥ {GOAL['conv_speedup']:g}× vs the spikingjelly IFNode per-step loop, CPU, batch 1)", "",
             "NatureCNN (the Pong fixture's actor) at T = 500; seconds per action.", ""]
     out.append(table(["machine", "batch", "baseline", "ours s/action", "baseline s/action", "speed-up",
                       "spike mismatches (float32)", "source"],
-                     ([machine_label(r["rec"], r["device"], threads=True), r["batch"], r["baseline"], fmt(r["ours_s"], 4),
-                       fmt(r["base_s"], 4), times(r["speedup"]), r["mismatch"], src(r["rec"])]
+                     ([machine_label(r["rec"], r["device"], threads=True), r["batch"], r["baseline"],
+                       fmt(r["ours_s"], 4), fmt(r["base_s"], 4), times(r["speedup"]), r["mismatch"], src(r["rec"])]
                       for r in conversion_speed_rows(records))))
     lat = [r for r in sdn_rows(records) if r["lat_student"] is not None or r["lat_teacher"] is not None]
-    out += ["", f"### SDN: student vs teacher per-action latency (#5; target: student ≥ {GOAL['sdn_latency']:g}× faster on CPU)",
-            "", "teacher / student > 1 means the student is faster. Rows measured on a GPU do not count for the CPU target.", ""]
+    out += ["", "### SDN: student vs teacher per-action latency "
+            f"(#5; target: student ≥ {GOAL['sdn_latency']:g}× faster on CPU)",
+            "", "teacher / student > 1 means the student is faster. "
+            "Rows measured on a GPU do not count for the CPU target.", ""]
     out.append(table(["env", "teacher", "student variant", "machine", "measured on", "teacher ms", "student ms",
                       "teacher / student", "source"],
-                     ([r["env"], r["teacher"], r["variant"], machine_label(r["rec"]), "CPU" if r["lat_cpu"] else r["device"],
-                       fmt(r["lat_teacher"], 3), fmt(r["lat_student"], 3), times(r["lat_ratio"], 2), src(r["rec"])]
+                     ([r["env"], r["teacher"], r["variant"], machine_label(r["rec"]),
+                       "CPU" if r["lat_cpu"] else r["device"], fmt(r["lat_teacher"], 3), fmt(r["lat_student"], 3),
+                       times(r["lat_ratio"], 2), src(r["rec"])]
                       for r in lat)))
     sps = [r for r in sdn_rows(records) if r["distill_sps"] is not None]
     out += ["", "### SDN: distillation steps per second vs DQN training (#5)", ""]
-    out.append(table(["env", "student variant", "machine", "distillation steps/s", "DQN steps/s (same env)", "ratio", "source"],
+    out.append(table(["env", "student variant", "machine", "distillation steps/s", "DQN steps/s (same env)", "ratio",
+                      "source"],
                      ([r["env"], r["variant"] if "Pong" in r["env"] else f"{r['teacher']} teacher, {r['variant']}",
                        machine_label(r["rec"]), fmt(r["distill_sps"]), fmt(num(get(r["rec"], "speed", "dqn_steps_per_s"))),
                        times(r["distill_sps"] / num(get(r["rec"], "speed", "dqn_steps_per_s")), 2)

@@ -7,7 +7,9 @@ Three entry-point groups carry everything sb3-snn can use, its own pieces includ
   algorithm the policy serves (``served_algos`` on the class, else inferred from its base class);
 - ``sb3_snn.backends``: name -> hardware backend class (see :mod:`sb3_snn.backends`).
 
-A plugin that fails to import is reported by name in a :class:`PluginLoadWarning`; the rest load.
+A plugin that fails to import, or is not the right kind of object, is reported by name and distribution
+in a :class:`PluginLoadWarning`; the rest load. A third-party plugin never replaces a built-in name:
+``"distribution:name"`` (``backends.load("my-dist:nir")``) selects it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from importlib import metadata
 from typing import Any
 
 GROUPS = {"algos": "sb3_snn.algos", "policies": "sb3_snn.policies", "backends": "sb3_snn.backends"}
+#: One item of each group, for messages ("unknown policy 'X'", not "unknown policie 'X'").
+SINGULAR = {"algos": "algo", "policies": "policy", "backends": "backend"}
 
 
 class PluginLoadWarning(UserWarning):
-    """A registered plugin could not be imported; the others still load."""
+    """A registered plugin could not be imported or is not the right kind of object (skipped), or two
+    distributions register one name; the others still load."""
 
 
 class UnknownPluginError(KeyError):
@@ -31,7 +36,7 @@ class UnknownPluginError(KeyError):
     def __init__(self, kind: str, name: str, available: list[str]) -> None:
         self.kind, self.name, self.available = kind, name, available
         listed = ", ".join(sorted(available)) or "(none)"
-        super().__init__(f"unknown {kind[:-1]} {name!r}; registered {kind}: {listed}")
+        super().__init__(f"unknown {SINGULAR.get(kind, kind)} {name!r}; registered {kind}: {listed}")
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0])
@@ -62,39 +67,84 @@ def _distribution_name(entry_point: metadata.EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else "?"
 
 
+#: The distribution whose plugins are built in: on a name clash, its plugin keeps the plain name.
+BUILTIN_DISTRIBUTION = "sb3-snn"
+#: Plugins of every distribution by ``"distribution:name"``, filled by :func:`_load_group`.
+_QUALIFIED: dict[str, dict[str, Plugin]] = {}
+
+
+def _normalised(distribution: str) -> str:
+    return distribution.lower().replace("_", "-").replace(".", "-")
+
+
+def _wrong_kind(kind: str, target: Any) -> str | None:
+    """Why ``target`` cannot be a plugin of ``kind`` (``None``: it can)."""
+    if not isinstance(target, type):
+        return f"not a class but {type(target).__name__} {target!r}"
+    if kind == "algos":
+        from stable_baselines3.common.base_class import BaseAlgorithm
+
+        return None if issubclass(target, BaseAlgorithm) else f"{target.__name__}, not a BaseAlgorithm subclass"
+    if kind == "policies":
+        from stable_baselines3.common.policies import BasePolicy
+
+        return None if issubclass(target, BasePolicy) else f"{target.__name__}, not a BasePolicy subclass"
+    return None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"sb3-snn: {message}", PluginLoadWarning, stacklevel=3)
+
+
 @cache
 def _load_group(kind: str) -> dict[str, Plugin]:
+    """The group's plugins by plain name; every one also by ``"distribution:name"`` in :data:`_QUALIFIED`.
+
+    A plugin that fails to import, or is not the right kind of object (an algorithm that is not a
+    ``BaseAlgorithm`` subclass, a policy that is not a ``BasePolicy`` subclass, a backend that is not a
+    class), is skipped with a :class:`PluginLoadWarning`. When two distributions register one name, the
+    built-in one (:data:`BUILTIN_DISTRIBUTION`) keeps it, else the first found; the clash is warned and
+    ``"distribution:name"`` selects the other.
+    """
     loaded: dict[str, Plugin] = {}
+    qualified: dict[str, Plugin] = {}
+    singular = SINGULAR.get(kind, kind)
     for entry_point in metadata.entry_points(group=GROUPS[kind]):
         dist = _distribution_name(entry_point)
+        where = f"{singular} plugin {entry_point.name!r} from distribution {dist!r} ({entry_point.value})"
         try:
             target = entry_point.load()
         except Exception as exc:  # a broken plugin must not break the host
-            warnings.warn(
-                f"sb3-snn: {kind[:-1]} plugin {entry_point.name!r} from distribution {dist!r} "
-                f"({entry_point.value}) failed to load: {type(exc).__name__}: {exc}",
-                PluginLoadWarning,
-                stacklevel=2,
-            )
+            _warn(f"{where} failed to load: {type(exc).__name__}: {exc}")
             continue
-        if entry_point.name in loaded and loaded[entry_point.name].value != entry_point.value:
-            warnings.warn(
-                f"sb3-snn: {kind[:-1]} {entry_point.name!r} is registered twice "
-                f"({loaded[entry_point.name].distribution} and {dist}); keeping the first",
-                PluginLoadWarning,
-                stacklevel=2,
-            )
+        problem = _wrong_kind(kind, target)
+        if problem is not None:
+            _warn(f"{where} skipped: it is {problem}")
             continue
-        loaded[entry_point.name] = Plugin(kind, entry_point.name, target, dist, entry_point.value)
+        plugin = Plugin(kind, entry_point.name, target, dist, entry_point.value)
+        qualified[f"{dist}:{entry_point.name}"] = plugin
+        other = loaded.get(entry_point.name)
+        if other is None:
+            loaded[entry_point.name] = plugin
+            continue
+        if other.value == entry_point.value:  # the same distribution seen twice (e.g. an editable install)
+            continue
+        builtin = _normalised(dist) == BUILTIN_DISTRIBUTION
+        keep, shadowed = (plugin, other) if builtin else (other, plugin)
+        loaded[entry_point.name] = keep
+        _warn(f"{singular} {entry_point.name!r} is registered by {keep.distribution!r} and {shadowed.distribution!r}; "
+              f"{entry_point.name!r} is {keep.distribution}'s, '{shadowed.distribution}:{entry_point.name}' selects the other")
     if kind == "policies":
-        for plugin in loaded.values():
+        for plugin in qualified.values():
             plugin.served_algos = served_algos(plugin.target)
+    _QUALIFIED[kind] = qualified
     return loaded
 
 
 def refresh() -> None:
     """Forget what was discovered, so that distributions installed since are seen."""
     _load_group.cache_clear()
+    _QUALIFIED.clear()
     sb3_algorithms.cache_clear()
 
 
@@ -110,9 +160,12 @@ def plugins(kind: str) -> dict[str, Plugin]:
 
 def _get(kind: str, name: str) -> Any:
     found = plugins(kind)
-    if name not in found:
-        raise UnknownPluginError(kind, name, list(found))
-    return found[name].target
+    if name in found:
+        return found[name].target
+    qualified = _QUALIFIED.get(kind, {})
+    if name in qualified:  # "distribution:name", e.g. a plugin that a built-in of the same name shadows
+        return qualified[name].target
+    raise UnknownPluginError(kind, name, list(found))
 
 
 def get_algo(name: str) -> Any:
@@ -126,7 +179,7 @@ def get_policy(name: str) -> Any:
 
 
 def get_backend(name: str) -> Any:
-    """The backend class registered as ``name`` (e.g. ``"nc64c"``)."""
+    """The backend class registered as ``name`` (e.g. ``"nc64c"``, or ``"my-dist:nir"`` for a shadowed one)."""
     return _get("backends", name)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command (CI runs it through .ci/run): install what is needed, then the four checks in
-# order: ruff (style, SB3's rules), mypy (types), lint-imports (the import layers of docs/architecture) and
+# order: ruff (style, SB3's rules), mypy (types), lint-imports (the import layers of the README's Layout) and
 # pytest (the whole suite, `expensive` end-to-end tests included; arguments go to pytest, e.g.
 # `-m "not expensive"` for the quick part). Every check runs; the script fails if any of them failed.
 set -uo pipefail

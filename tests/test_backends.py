@@ -22,7 +22,7 @@ def test_load_both_backends_and_unknown_name():
     assert {"nir", "nc64c"} <= set(backends.available())
     assert backends.load("nir").name == "nir"
     assert backends.load("nc64c", weight_bits=6).spec.weight_bits == 6
-    with pytest.raises(UnknownPluginError, match="registered backends: .*nc64c.*nir"):
+    with pytest.raises(UnknownPluginError, match=r"registered backends: .*nc64c.*nir"):
         backends.load("loihi9")
 
 
@@ -52,7 +52,8 @@ def test_as_description_accepts_description_policy_and_folder(tmp_path):
 
 
 def test_report_prints_a_table_and_converts_to_json():
-    report = backends.BackendReport("x", "net", [backends.ReportSection("summary", ["quantity", "value"], [["cores", 3], ["energy", 1.5e-9]])],
+    section = backends.ReportSection("summary", ["quantity", "value"], [["cores", 3], ["energy", 1.5e-9]])
+    report = backends.BackendReport("x", "net", [section],
                                     ["an assumption"])
     text = str(report)
     assert "summary" in text and "quantity" in text and "cores" in text and "1.500e-09" in text and "an assumption" in text
@@ -157,7 +158,8 @@ def test_plugin_imports_only_the_public_backend_api():
     for source in package.glob("*.py"):
         for line in source.read_text().splitlines():
             if line.startswith(("from sb3_snn", "import sb3_snn")) and "sb3_snn_nc64c" not in line:
-                assert line.startswith(("from sb3_snn.backends import", "from sb3_snn.spiking.description import")), (source.name, line)
+                allowed = ("from sb3_snn.backends import", "from sb3_snn.spiking.description import")
+                assert line.startswith(allowed), (source.name, line)
 
 
 def _example_for(name: str):

@@ -11,10 +11,6 @@ from sb3_snn import backends
 from sb3_snn.backends import examples
 from sb3_snn.cli import export
 
-from conftest import ROOT
-
-DQN_CARTPOLE = ROOT / "benchmarks" / "out" / "logs" / "dqn" / "CartPole-v1_1" / "CartPole-v1.zip"
-
 
 def test_export_description_folder_with_episodes(tmp_path, capsys):
     folder = examples.converted_like(hidden=(16,), timesteps=8).to_files(tmp_path / "desc")
@@ -32,7 +28,8 @@ def test_export_description_folder_with_episodes(tmp_path, capsys):
 
 def test_export_refusal_is_a_clear_error(tmp_path, capsys):
     folder = examples.converted_like(hidden=(8,), timesteps=4).to_files(tmp_path / "desc")
-    code = export.main(["--backend", "nir", "--policy-file", str(folder), "--out", str(tmp_path / "o"), "--n-calibration", "4"])
+    code = export.main(["--backend", "nir", "--policy-file", str(folder), "--out", str(tmp_path / "o"),
+                        "--n-calibration", "4"])
     assert code == 1 and "NIR has no reset by subtraction" in capsys.readouterr().err
     code = export.main(["--backend", "nir", "--policy-file", str(folder), "--out", str(tmp_path / "o"), "--n-calibration", "4",
                         "--set", "approximate_reset=true"])
@@ -45,16 +42,13 @@ def test_export_refusal_is_a_clear_error(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def converted_cartpole(tmp_path_factory):
-    from sb3_snn import conversion
+def converted_cartpole(tmp_path_factory, cartpole_teacher_zip):
     from stable_baselines3 import DQN
     from stable_baselines3.common.env_util import make_vec_env
 
-    if DQN_CARTPOLE.is_file():  # the benchmark's DQN where it has been trained
-        model = DQN.load(DQN_CARTPOLE, device="cpu", buffer_size=1)
-    else:  # a fresh checkout (CI): a small DQN trained here in seconds
-        model = DQN("MlpPolicy", "CartPole-v1", learning_starts=200, train_freq=4, target_update_interval=200,
-                    exploration_fraction=0.5, policy_kwargs=dict(net_arch=[64, 64]), seed=0, device="cpu").learn(2000)
+    from sb3_snn import conversion
+
+    model = DQN.load(cartpole_teacher_zip, device="cpu", buffer_size=1)  # the shared test teacher
     env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
     policy = conversion.convert(model, env=env, timesteps=32, n_calibration=400)
     obs = conversion.collect_calibration_frames(conversion.extract_network(model), env, 240, 0.05, 1)
@@ -71,7 +65,8 @@ def test_real_converted_cartpole_on_nc64c(converted_cartpole, capsys):
     reference = backends.reference_simulate(description, test).actions
     figures = {}
     for bits in (8, 12, 16):
-        deployment = backends.load("nc64c", weight_bits=bits, input_bits=bits, membrane_bits=40).compile(description, calibration)
+        backend = backends.load("nc64c", weight_bits=bits, input_bits=bits, membrane_bits=40)
+        deployment = backend.compile(description, calibration)
         figures[bits] = backends.agreement(deployment.run(test), reference)
     with capsys.disabled():
         print(f"\nconverted CartPole (T=32) integer vs float SNN agreement by weight/input bits: {figures}")

@@ -341,8 +341,8 @@ def test_spiking_description_simulates_to_same_actions(cartpole_dqn: DQN) -> Non
         policy = convert(cartpole_dqn, calibration_obs=obs, timesteps=25, readout=readout)
         description = policy.spiking_description()
         assert description.encoding == {"kind": "analog"} and description.readout == {"kind": readout}
-        assert all(l.neuron.model == "IF" and l.neuron.reset == "subtract" and l.neuron.decay == 1.0
-                   for l in description.layers if l.neuron is not None)
+        assert all(layer.neuron.model == "IF" and layer.neuron.reset == "subtract" and layer.neuron.decay == 1.0
+                   for layer in description.layers if layer.neuron is not None)
         result = simulate(description, obs)
         sim = policy.simulate(th.as_tensor(obs), dtype=th.float64)
         assert np.array_equal(result.actions, sim.outputs.argmax(1).numpy())
@@ -359,12 +359,13 @@ def test_nature_cnn_description_and_policy_agree() -> None:
     q_policy = DQNPolicy(space, spaces.Discrete(3), lambda _: 0.0, features_extractor_class=NatureCNN,
                          features_extractor_kwargs={"features_dim": 16})
     source = extract_network(q_policy)
-    assert [type(l).__name__ for l in source.layers] == ["Conv2d", "Conv2d", "Conv2d", "Flatten", "Linear", "Linear"]
+    assert [type(layer).__name__ for layer in source.layers] == ["Conv2d", "Conv2d", "Conv2d", "Flatten", "Linear", "Linear"]
     obs = np.random.default_rng(0).integers(0, 255, size=(6, 1, 36, 36), dtype=np.uint8)
     policy = convert(q_policy, calibration_obs=obs, timesteps=12)
     description = policy.spiking_description()
     x = obs.astype(np.float64) / 255.0
-    assert np.array_equal(simulate(description, x).actions, policy.simulate(th.as_tensor(obs), dtype=th.float64).outputs.argmax(1).numpy())
+    simulated = policy.simulate(th.as_tensor(obs), dtype=th.float64).outputs.argmax(1).numpy()
+    assert np.array_equal(simulate(description, x).actions, simulated)
     channel_last = np.transpose(obs, (0, 2, 3, 1))
     assert np.array_equal(policy.predict(channel_last)[0], policy.predict(obs)[0])
 

@@ -26,7 +26,8 @@ def test_convert_command_from_model_path(tmp_path) -> None:
     assert code == 0
     document = json.loads((out / "conversion.json").read_text())
     rows = document["results"]
-    assert [(r["timesteps"], r["readout"]) for r in rows] == [(0, "ann"), (5, "robust"), (5, "rate"), (10, "robust"), (10, "rate")]
+    assert [(r["timesteps"], r["readout"]) for r in rows] == [
+        (0, "ann"), (5, "robust"), (5, "rate"), (10, "robust"), (10, "rate")]
     assert all(0.0 <= r["conversion_rate"] <= 1.0 for r in rows)
     assert rows[1]["synops_per_action"] > 0
     assert (out / "conversion.csv").read_text().startswith("timesteps,readout,rounding,mean_score")

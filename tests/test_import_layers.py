@@ -1,4 +1,4 @@
-"""Imports point down the layers of docs/architecture, and no two modules of sb3_snn import each other.
+"""Imports point down the layers of the README's Layout, and no two modules of sb3_snn import each other.
 
 The contracts live in ``pyproject.toml`` (``[tool.importlinter]``); ``lint-imports`` checks them in CI and
 here. The cycle check has no import-linter contract, so it is done here on grimp's import graph: every

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def _if_zero_conv():
 
 def test_reset_by_subtraction_is_refused_with_the_reason():
     description = examples.converted_like(hidden=(8,), timesteps=4)
-    with pytest.raises(UnsupportedNetworkError, match="layer 'fc0'.*NIR has no reset by subtraction.*approximate_reset"):
+    with pytest.raises(UnsupportedNetworkError, match=r"layer 'fc0'.*NIR has no reset by subtraction.*approximate_reset"):
         backends.load("nir").compile(description, examples.example_observations(description, 4))
 
 
@@ -77,7 +79,7 @@ def test_tampered_nir_file_is_refused(tmp_path):
     data = bytearray((path / "model.nir").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (path / "model.nir").write_bytes(bytes(data))
-    with pytest.raises(backends.ArtifactError, match="model.nir: checksum mismatch"):
+    with pytest.raises(backends.ArtifactError, match=r"model.nir: checksum mismatch"):
         backends.load("nir").load_deployment(path)
 
 
@@ -135,7 +137,7 @@ def test_beta_free_cvtc_is_written_as_time_to_first_spike_graph(tmp_path, tempor
     if temporal_node == "li_if":
         names[2:2], names[5:5] = ["cvtc0_synapse"], ["cvtc1_synapse"]
     assert sorted(graph.nodes) == sorted(names)
-    assert sorted(map(tuple, graph.edges)) == sorted(zip(names[:-1], names[1:]))
+    assert sorted(map(tuple, graph.edges)) == sorted(itertools.pairwise(names))
     assert list(np.asarray(graph.nodes["input"].input_type["input"])) == [n_in]
     assert isinstance(graph.nodes["cvtc0"], nir.Linear)
     np.testing.assert_allclose(graph.nodes["cvtc0"].weight, description.layers[0].weight)
@@ -170,7 +172,7 @@ def test_cvtc_with_beta_is_refused_unless_dropped():
     policy.set_inference("beta")
     description = policy.spiking_description()
     obs = _cartpole_obs(16)
-    with pytest.raises(UnsupportedNetworkError, match="beta.*drop_beta=True"):
+    with pytest.raises(UnsupportedNetworkError, match=r"beta.*drop_beta=True"):
         backends.load("nir").compile(description, obs)
     deployment = backends.load("nir").compile(description, obs, drop_beta=True, temporal_node="li_if")
     assert any("beta" in a and "dropped" in a for a in deployment.approximations)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sb3_snn.pipeline.stages import sha256, valid_record
 from sb3_snn.zoo.checkpoint import checkpoint_timesteps
-from sb3_snn.pipeline.stages import valid_record
 
 from conftest import ROOT, run_cli
 
@@ -51,8 +51,9 @@ def test_end_to_end_prints_the_table_and_writes_results(finished):
 
 def test_rerun_skips_valid_stages_and_redoes_altered_ones(finished):
     out, _ = finished
-    settings = json.loads((out / "evaluation/stage.json").read_text())["settings"]
-    assert valid_record(out / "evaluation", settings) is not None
+    key = json.loads((out / "evaluation/stage.json").read_text())["key"]
+    assert valid_record(out / "evaluation", key) is not None
+    assert set(key["upstream"]) == {"teacher", "sdn", "conversion", "cvtc"}  # pinned to their outputs' hashes
     report = out / "export/sdn_report.txt"
     report.write_text(report.read_text() + "tampered\n")
     stdout = _pipeline(out).stdout
@@ -69,10 +70,11 @@ def test_sigkill_mid_training_then_rerun_resumes(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "sb3_snn", "pipeline", "--config", str(config_path), "--out", str(out)],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = out / "teacher/checkpoint"
+    checkpoint = out / "teacher/zoo/dqn/CartPole-v1_1/checkpoint"
     deadline = time.time() + 240
     while checkpoint_timesteps(checkpoint) == 0 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    time.sleep(1.0)  # let an episode or two end after the checkpoint: the resume must not count them twice
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     saved = checkpoint_timesteps(checkpoint)
@@ -81,7 +83,12 @@ def test_sigkill_mid_training_then_rerun_resumes(tmp_path):
     _pipeline(out, config_path)
     summary = json.loads((out / "teacher/stage.json").read_text())["summary"]
     assert summary["resumed_from_timestep"] >= saved  # at most one checkpoint interval lost
-    assert summary["n_timesteps"] >= 8000
+    assert summary["n_timesteps"] == 8000
+    assert not (out / "teacher/zoo/dqn/CartPole-v1_2").exists()  # the same experiment folder, continued
+    curve = json.loads((out / "teacher/learning_curve.json").read_text())
+    steps = [point[0] for point in curve]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # one step axis, no episode twice
+    assert 8000 - 500 < steps[-1] <= 8000  # it reaches the run's end (CartPole episodes are <= 500 steps)
 
 
 def test_same_seed_gives_identical_tables(finished, tmp_path):
@@ -142,3 +149,60 @@ def test_pipeline_exports_with_the_nir_backend(finished, tmp_path):
     assert rows["sdn"]["energy/action (µJ)"] is None and rows["sdn"]["energy source"] is None  # NIR has no energy model
     assert rows["teacher"]["energy source"] == "fp32 ANN"
     assert json.loads((copy / "export/stage.json").read_text())["summary"]["backend"] == "nir"
+
+
+@pytest.mark.expensive  # two pipeline runs
+def test_new_teacher_at_the_same_path_reruns_every_dependent_stage(tmp_path, cartpole_teacher_zip):
+    """Stages are keyed by content: a new model saved over the ``--teacher`` file reruns the teacher stage and,
+    through the output hashes, SDN, conversion, evaluation and export (CVTC does not use the teacher)."""
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+
+    config = yaml.safe_load(TINY.read_text())
+    config_path = tmp_path / "pipeline.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    teacher = tmp_path / "teacher.zip"
+    teacher.write_bytes(cartpole_teacher_zip.read_bytes())
+    out = tmp_path / "run"
+    command = ["-m", "sb3_snn", "pipeline", "--config", str(config_path), "--out", str(out), "--teacher", str(teacher)]
+    run_cli(command, cwd=tmp_path)
+    first = json.loads((out / "summary.json").read_text())["rows"]
+    DQN.load(teacher, env=gym.make("CartPole-v1"), device="cpu").learn(300).save(teacher)  # a new model, same path
+    stdout = run_cli(command, cwd=tmp_path).stdout
+    for stage in ("teacher", "sdn", "conversion", "evaluation", "export"):
+        assert f"{stage}: outputs valid, skipped" not in stdout, stage
+    assert "cvtc: outputs valid, skipped" in stdout
+    assert (out / "sdn.previous/student.zip").is_file()  # the stale student is kept aside, not reused
+    key = json.loads((out / "teacher/stage.json").read_text())["key"]
+    assert key["inputs"]["teacher.path"] == sha256(teacher)
+    assert json.loads((out / "summary.json").read_text())["rows"] != first
+
+
+def test_typo_in_the_config_fails_before_any_work(tmp_path):
+    """An unknown key is named with the closest known one; nothing is written."""
+    config = yaml.safe_load(TINY.read_text())
+    section = config["CartPole-v1"]
+    section["sdnn"] = section.pop("sdn")
+    section["evaluation"]["episodes"] = 0
+    section["export"]["agents"] = ["sdn", "convertd"]
+    config_path = tmp_path / "typo.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "sb3_snn", "pipeline", "--config", str(config_path), "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "sdnn: unknown key (did you mean 'sdn'?)" in proc.stderr
+    assert "evaluation.episodes: must be >= 1, found 0" in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.expensive  # needs the finished run
+def test_a_stage_switched_off_adds_no_stale_agent(finished, tmp_path):
+    """``sdn: null`` after a run with SDN: the old student is not evaluated (no stale row in the table)."""
+    from sb3_snn.pipeline import steps
+    from sb3_snn.pipeline.config import load_config
+
+    out, _ = finished
+    settings = load_config("CartPole-v1", TINY)
+    settings["sdn"] = None
+    assert "sdn" not in steps._agents(settings, out)

@@ -30,9 +30,15 @@ py-modules = ["sb3_snn_dummy", "sb3_snn_dummy_broken"]
 
 [project.entry-points."sb3_snn.policies"]
 DummyQPolicy = "sb3_snn_dummy:DummyQPolicy"
+NotAPolicy = "sb3_snn_dummy:NotAPolicy"
 
 [project.entry-points."sb3_snn.algos"]
 broken_algo = "sb3_snn_dummy_broken:Nothing"
+not_a_class = "sb3_snn_dummy:SETTINGS"
+
+[project.entry-points."sb3_snn.backends"]
+nir = "sb3_snn_dummy:ShadowNIR"
+function_backend = "sb3_snn_dummy:make_backend"
 """
 
 DUMMY_MODULE = '''
@@ -44,13 +50,31 @@ class DummyQPolicy(DQNPolicy):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("net_arch", [8])
         super().__init__(*args, **kwargs)
+
+
+SETTINGS = {"not": "an algorithm"}  # registered as an algo by mistake
+
+
+class NotAPolicy:  # registered as a policy, but no BasePolicy
+    pass
+
+
+def make_backend():  # registered as a backend, but a function
+    return None
+
+
+from sb3_snn.backends.nir_backend import NIRBackend  # noqa: E402
+
+
+class ShadowNIR(NIRBackend):
+    """A third-party backend that registers the built-in name "nir"."""
 '''
 
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
-    """Build and install (``pip install --target``) a dummy plugin distribution with one good
-    policy and one algo whose module raises on import."""
+    """Build and install (``pip install --target``) a dummy plugin distribution with one good policy, one
+    algo whose module raises on import, entries of the wrong kind and a backend named like the built-in ``nir``."""
     src = tmp_path_factory.mktemp("dummy_src")
     (src / "pyproject.toml").write_text(DUMMY_PYPROJECT)
     (src / "sb3_snn_dummy.py").write_text(DUMMY_MODULE)
@@ -160,3 +184,49 @@ def test_aliases_do_not_leak_into_stock_policy_table_of_unrelated_algos():
         if "ppo" not in plugin.served_algos:
             assert name not in PPO.policy_aliases
     assert "MlpPolicy" in DQN.policy_aliases
+
+
+def test_plugins_of_the_wrong_kind_are_skipped_and_named(plugin_site, monkeypatch):
+    """An algo that is not a BaseAlgorithm subclass, a policy that is not a BasePolicy subclass and a backend
+    that is not a class are skipped with a warning naming them and their distribution; ``--algo`` tables still
+    build (no ``issubclass() arg 1 must be a class``)."""
+    from sb3_snn.zoo.algos import install_algos
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    registry.refresh()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            algos, policies, backends = (registry.plugins(kind) for kind in ("algos", "policies", "backends"))
+            table = install_algos()
+        messages = [str(w.message) for w in caught if issubclass(w.category, registry.PluginLoadWarning)]
+        for name, reason in (("not_a_class", "not a class"), ("NotAPolicy", "not a BasePolicy subclass"),
+                             ("function_backend", "not a class")):
+            assert any(f"{name!r}" in m and "sb3-snn-dummy-plugin" in m and reason in m for m in messages), (name, messages)
+        assert "not_a_class" not in algos and "NotAPolicy" not in policies and "function_backend" not in backends
+        assert "ddqn" in table and "DummyQPolicy" in policies
+    finally:
+        monkeypatch.undo()
+        registry.refresh()
+
+
+def test_a_plugin_never_replaces_a_builtin_name(plugin_site, monkeypatch):
+    """The dummy distribution registers ``nir`` too: the built-in keeps the name, the clash is warned, and
+    ``"distribution:name"`` selects the plugin's."""
+    from sb3_snn import backends
+    from sb3_snn.backends.nir_backend import NIRBackend
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    registry.refresh()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert type(backends.load("nir")) is NIRBackend
+        messages = [str(w.message) for w in caught if issubclass(w.category, registry.PluginLoadWarning)]
+        assert any("'nir'" in m and "sb3-snn-dummy-plugin:nir" in m for m in messages), messages
+        assert registry.plugins("backends")["nir"].distribution == "sb3-snn"
+        assert type(backends.load("sb3-snn-dummy-plugin:nir")).__name__ == "ShadowNIR"
+        assert backends.load("sb3-snn:nir").name == "nir"
+    finally:
+        monkeypatch.undo()
+        registry.refresh()

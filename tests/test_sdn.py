@@ -201,7 +201,7 @@ def _step_by_step(network, x: th.Tensor) -> tuple[th.Tensor, dict[str, th.Tensor
     readout = 0.0
     for t in range(steps):
         h = distinct[t // network.steps_per_frame] if network.encoding == "frames" else distinct[0]
-        layers = [*zip(network.names, network.synapses), ("out", network.out)]
+        layers = [*zip(network.names, network.synapses, strict=True), ("out", network.out)]
         for name, synapse in layers:
             current = synapse(h.flatten(1) if isinstance(synapse, th.nn.Linear) else h)
             if name == "out" and network.readout == "membrane_mean":
@@ -285,7 +285,7 @@ def test_tdbn_keeps_layers_in_window_exact_paths_and_folds_into_description() ->
     weights = [s.weight.clone() for s in network.synapses]
     network.calibrate(x)  # the input layer (not normalised) is calibrated; the normalised ones are left alone
     assert not th.equal(weights[0], network.synapses[0].weight) and bool(network.calibrated)
-    assert all(th.equal(w, s.weight) for w, s in zip(weights[1:], network.synapses[1:]))
+    assert all(th.equal(w, s.weight) for w, s in zip(weights[1:], network.synapses[1:], strict=True))
     assert isinstance(network.norms[0], th.nn.Identity) and len(network.norms) == 3
     assert all(float(bn.weight.detach()[0]) == network.threshold for bn in network.norms[1:])
     policy.set_training_mode(True)

@@ -46,7 +46,7 @@ def test_each_teacher_distils(kind: str) -> None:
     before = [p.detach().clone() for p in student.policy.parameters()]
     student.learn(300, callback=DistillationCallback(teacher, temperature=2.0, alpha=0.9))
     assert student._n_updates > 0
-    assert any(not th.equal(a, b) for a, b in zip(before, student.policy.parameters()))
+    assert any(not th.equal(a, b) for a, b in zip(before, student.policy.parameters(), strict=True))
     values = student.logger.name_to_value
     assert np.isfinite(values["distill/loss"]) and 0.0 <= values["distill/agreement"] <= 1.0
 
@@ -98,7 +98,7 @@ def test_online_distillation_from_a_learning_teacher(tmp_path: Path) -> None:
     callback = DistillationCallback(student=student, learning_starts=64, batch_size=32, train_freq=4)
     teacher.learn(256, callback=callback)
     assert callback.n_updates > 0 and callback.teacher.model is teacher
-    assert any(not th.equal(a, b) for a, b in zip(before, student.policy.parameters()))
+    assert any(not th.equal(a, b) for a, b in zip(before, student.policy.parameters(), strict=True))
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
     assert {"distill/agreement", "distill/loss_soft", "distill/synops_per_action"} <= set(header)
 

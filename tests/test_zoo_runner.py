@@ -72,6 +72,13 @@ def test_train_uses_project_config_by_default(tmp_path):
     assert "target_update_interval" in config  # a key only the project's section sets
 
 
+def test_evaluate_zero_episodes_is_a_usage_error(tmp_path):
+    """``--episodes 0`` would print ``nan ± nan``: argparse refuses it before anything loads."""
+    proc = subprocess.run([sys.executable, "-m", "sb3_snn", "evaluate", "--algo", "ddqn", "--env", "CartPole-v1",
+                           "--episodes", "0"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--episodes/-n: must be >= 1, found 0" in proc.stderr
+
+
 def test_console_script_and_usage(tmp_path):
     exe = shutil.which("sb3-snn", path=str(Path(sys.executable).parent))
     assert exe, "the sb3-snn console script is not installed"

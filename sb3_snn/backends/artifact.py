@@ -65,7 +65,8 @@ def write_artifact(
     for name, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"array {name!r} has dtype object; artifacts hold numeric arrays only")
-    np.savez(folder / ARRAYS, **{name: np.asarray(value) for name, value in arrays.items()})
+    to_save: dict[str, Any] = {name: np.asarray(value) for name, value in arrays.items()}  # Any: see np.savez's **kwds
+    np.savez(folder / ARRAYS, **to_save)
     description.to_files(folder / DESCRIPTION)
     names = [ARRAYS, f"{DESCRIPTION}/description.json", f"{DESCRIPTION}/weights.npz", *extra_files]
     full = {"format": format, "format_version": format_version, **document}

@@ -84,8 +84,73 @@ class UnknownOptionError(BackendError, TypeError):
                          f"{', '.join([COST_CONTEXT, *self.accepted])}")
 
 
+class InvalidOptionError(BackendError, TypeError):
+    """``compile`` was given an option value of the wrong type (``weight_bits="abc"``).
+
+    :param target: the backend name
+    :param option: the option
+    :param default: the backend's value for it (its type is the one expected)
+    :param value: the value given
+    """
+
+    def __init__(self, target: str, option: str, default: Any, value: Any) -> None:
+        self.target, self.option, self.default, self.value = target, option, default, value
+        super().__init__(f"backend {target!r}: option {option!r} expects {_type_name(default)} (default {default!r}), "
+                         f"got {value!r} ({type(value).__name__})")
+
+
+class NonFiniteInputError(BackendError, ValueError):
+    """Calibration / example observations hold NaN or infinite values."""
+
+
 #: The compile option every backend accepts: actions per second, the context of its cost figures.
 COST_CONTEXT = "action_rate_hz"
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "a boolean (true / false)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "text"
+    return f"a {type(default).__name__}"
+
+
+def _fits(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the type of ``default`` (an int where a float is expected fits; ``None`` always)."""
+    if value is None or default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def check_finite_rows(example_obs: np.ndarray, what: str = "example_obs") -> None:
+    """Raise :class:`NonFiniteInputError` if a row of ``example_obs`` holds NaN or an infinity (naming how many).
+
+    Calibration ranges, quantisation scales and activity estimates computed from such rows are NaN or
+    infinite, with no error of their own.
+
+    :param example_obs: ``[batch, ...]`` float observations
+    :param what: what they are, for the message
+    """
+    rows = example_obs.reshape(len(example_obs), -1) if example_obs.ndim > 1 else example_obs.reshape(1, -1)
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    if bad.size:
+        first = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise NonFiniteInputError(f"{what}: {bad.size} of {len(rows)} rows hold NaN or infinite values (rows {first}); "
+                                  "calibration needs finite observations")
 
 
 @dataclass
@@ -105,10 +170,11 @@ class ReportSection:
         """The section as an aligned text table."""
         cells = [[_cell(value) for value in row] for row in self.rows]
         widths = [max([len(col)] + [len(row[i]) for row in cells if i < len(row)]) for i, col in enumerate(self.columns)]
-        lines = [self.title, "  ".join(col.ljust(w) for col, w in zip(self.columns, widths))]
+        lines = [self.title, "  ".join(col.ljust(w) for col, w in zip(self.columns, widths, strict=True))]
         lines.append("  ".join("-" * w for w in widths))
-        for row in cells:
-            lines.append("  ".join(cell.rjust(w) if _numeric(cell) else cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        for row in cells:  # a row may be shorter than the header
+            lines.append("  ".join(cell.rjust(w) if _numeric(cell) else cell.ljust(w)
+                                   for cell, w in zip(row, widths, strict=False)).rstrip())
         return "\n".join(lines)
 
 
@@ -199,11 +265,14 @@ class Backend(ABC):
         :param action_rate_hz: actions per second, the cost context (``None``: the backend's default)
         :param options: the backend's own options (:meth:`compile_options`)
         :raises UnknownOptionError: an option the backend does not accept
+        :raises InvalidOptionError: an option value of another type than the backend's value for it
+        :raises NonFiniteInputError: ``example_obs`` holds NaN or infinite values (how many rows is said)
         """
         self.check_options(options)
         description = as_description(policy)
-        return self.build(description, np.asarray(example_obs, dtype=np.float64), action_rate_hz=action_rate_hz,
-                          **options)
+        example = np.asarray(example_obs, dtype=np.float64)
+        check_finite_rows(example)
+        return self.build(description, example, action_rate_hz=action_rate_hz, **options)
 
     @abstractmethod
     def build(self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
@@ -224,8 +293,22 @@ class Backend(ABC):
         return sorted(name for name, parameter in inspect.signature(self.build).parameters.items()
                       if parameter.kind in kinds and name not in skip)
 
+    def option_defaults(self) -> dict[str, Any]:
+        """The backend's value for each option whose type is known: the defaults of :meth:`build`'s named
+        parameters, and the fields of a dataclass ``spec`` attribute when the backend has one (a chip's
+        parameters). :meth:`check_options` checks the type of a value given against these."""
+        defaults: dict[str, Any] = {}
+        spec = getattr(self, "spec", None)
+        if spec is not None and hasattr(spec, "__dataclass_fields__") and not isinstance(spec, type):
+            defaults.update({name: getattr(spec, name) for name in spec.__dataclass_fields__})
+        for name, parameter in inspect.signature(self.build).parameters.items():
+            if parameter.default is not inspect.Parameter.empty and parameter.default is not None:
+                defaults[name] = parameter.default
+        return defaults
+
     def check_options(self, options: dict[str, Any]) -> None:
-        """Raise :class:`UnknownOptionError` for any option that is not in :meth:`compile_options`.
+        """Raise :class:`UnknownOptionError` for any option that is not in :meth:`compile_options`, and
+        :class:`InvalidOptionError` for a value whose type differs from :meth:`option_defaults`'.
 
         :param options: option names (and values) meant for :meth:`compile`
         """
@@ -233,6 +316,10 @@ class Backend(ABC):
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise UnknownOptionError(self.name, unknown, accepted)
+        defaults = self.option_defaults()
+        for option, value in options.items():
+            if option in defaults and not _fits(defaults[option], value):
+                raise InvalidOptionError(self.name, option, defaults[option], value)
 
     @abstractmethod
     def load_deployment(self, path: str | Path) -> Deployment:

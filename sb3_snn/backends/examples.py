@@ -12,6 +12,9 @@ playing a game.
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
@@ -34,7 +37,7 @@ def example_observations(description: SpikingDescription, n: int = 256, seed: in
 def _normalise(weights: list[np.ndarray], biases: list[np.ndarray], obs: np.ndarray, percentile: float) -> None:
     """Data-based normalisation (Rueckauer et al. 2017): scale each layer by its activation percentile."""
     x, previous = obs.reshape(len(obs), -1), 1.0
-    for i, (w, b) in enumerate(zip(weights, biases)):
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
         a = x @ w.T + b
         if i < len(weights) - 1:
             a = np.maximum(a, 0)
@@ -59,13 +62,13 @@ def converted_like(
     """
     rng = np.random.default_rng(seed)
     sizes = [n_in, *hidden, n_actions]
-    weights = [rng.standard_normal((o, i)) * np.sqrt(2.0 / i) for i, o in zip(sizes[:-1], sizes[1:])]
+    weights = [rng.standard_normal((o, i)) * np.sqrt(2.0 / i) for i, o in itertools.pairwise(sizes)]
     biases = [rng.standard_normal(o) * 0.1 for o in sizes[1:]]
     obs = rng.standard_normal((1024, n_in)) * (CARTPOLE_SCALE if n_in == 4 else 1.0)
     _normalise(weights, biases, obs, percentile)
     layers = [
         Layer(f"fc{k}", "linear", (i,), (o,), w, b, neuron=NeuronPopulation("IF", threshold=1.0, reset="subtract"))
-        for k, (i, o, w, b) in enumerate(zip(sizes[:-1], sizes[1:], weights, biases))
+        for k, (i, o, w, b) in enumerate(zip(sizes[:-1], sizes[1:], weights, biases, strict=True))
     ]
     return SpikingDescription(
         layers, (n_in,), {"kind": "analog"}, timesteps, {"kind": "robust"}, n_actions,
@@ -100,7 +103,7 @@ def sdn_like(
         steps = timesteps or n_frames * steps_per_frame
     else:
         input_shape, enc, steps = (n_in,), {"kind": "analog"}, timesteps or 8
-    for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for k, (i, o) in enumerate(itertools.pairwise(sizes)):
         last = k == len(sizes) - 2
         w = rng.standard_normal((o, i)) * np.sqrt(2.0 / i) * (1.0 if last else 2.0)
         b = np.zeros(o) if last else rng.standard_normal(o) * 0.1
@@ -133,7 +136,7 @@ def conv_like(
     flat = channels * out * out
     w1 = rng.standard_normal((hidden, flat)) * np.sqrt(2.0 / flat) * 2.0
     w2 = rng.standard_normal((n_actions, hidden)) * np.sqrt(2.0 / hidden) * 2.0
-    if_sub = dict(threshold=1.0, reset="subtract")
+    if_sub: dict[str, Any] = dict(threshold=1.0, reset="subtract")
     layers = [
         Layer("conv0", "conv2d", (in_channels, size, size), (channels, out, out), conv_w, np.zeros(channels),
               stride=(2, 2), padding=(1, 1), neuron=NeuronPopulation("IF", **if_sub)),

@@ -192,8 +192,10 @@ def _temporal_to_nir(nir: Any, description: SpikingDescription, approximations: 
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(first.input_shape))}
     edges, previous, layers_meta = [], "input", {}
     for layer in description.layers:
+        population = layer.neuron
+        assert population is not None  # every layer of a temporal network has temporal neurons
         shape = tuple(layer.output_shape)
-        full = lambda value: np.full(shape, float(value))  # noqa: E731
+        full = lambda value, shape=shape: np.full(shape, float(value))  # noqa: E731
         nodes[layer.name] = nir.Linear(weight=np.asarray(layer.weight, dtype=np.float64))
         edges.append((previous, layer.name))
         previous = layer.name
@@ -201,15 +203,15 @@ def _temporal_to_nir(nir: Any, description: SpikingDescription, approximations: 
             nodes[f"{layer.name}_synapse"] = nir.LI(tau=full(1.0), r=full(1.0), v_leak=full(0.0))
             edges.append((previous, f"{layer.name}_synapse"))
             previous = f"{layer.name}_synapse"
-            neuron = nir.IF(r=full(1.0), v_threshold=full(layer.neuron.threshold), v_reset=full(TEMPORAL_V_RESET))
+            neuron = nir.IF(r=full(1.0), v_threshold=full(population.threshold), v_reset=full(TEMPORAL_V_RESET))
         else:
             neuron = nir.CubaLIF(tau_syn=full(1.0), tau_mem=full(tau_mem), r=full(tau_mem), v_leak=full(0.0),
-                                 v_threshold=full(layer.neuron.threshold), v_reset=full(TEMPORAL_V_RESET), w_in=1.0)
+                                 v_threshold=full(population.threshold), v_reset=full(TEMPORAL_V_RESET), w_in=1.0)
         nodes[f"{layer.name}_neuron"] = neuron
         edges.append((previous, f"{layer.name}_neuron"))
         previous = f"{layer.name}_neuron"
-        params = dict(layer.neuron.params or {})
-        layers_meta[layer.name] = {"threshold": layer.neuron.threshold, "z_never": params.get("z_never"),
+        params = dict(population.params or {})
+        layers_meta[layer.name] = {"threshold": population.threshold, "z_never": params.get("z_never"),
                                    "beta_written": 0.0, "beta_description": float(params.get("beta", 0.0)),
                                    "beta_training": params.get("beta_training")}
     nodes["output"] = nir.Output(output_type=np.array(description.layers[-1].output_shape))
@@ -254,8 +256,10 @@ def to_nir(description: SpikingDescription, dt: float = DEFAULT_DT, approximate_
             node = nir.Flatten(input_type=np.array(layer.input_shape), start_dim=0, end_dim=-1)
         elif layer.kind == "linear":
             weight = np.asarray(layer.weight, dtype=np.float64)
-            node = nir.Linear(weight=weight) if layer.bias is None else nir.Affine(weight=weight, bias=np.asarray(layer.bias, dtype=np.float64))
+            node = (nir.Linear(weight=weight) if layer.bias is None
+                    else nir.Affine(weight=weight, bias=np.asarray(layer.bias, dtype=np.float64)))
         else:
+            assert layer.weight is not None  # a convolution
             bias = np.zeros(layer.weight.shape[0]) if layer.bias is None else np.asarray(layer.bias, dtype=np.float64)
             node = nir.Conv2d(input_shape=tuple(layer.input_shape[1:]), weight=np.asarray(layer.weight, dtype=np.float64),
                               stride=tuple(layer.stride), padding=tuple(layer.padding), dilation=(1, 1), groups=1, bias=bias)
@@ -459,6 +463,13 @@ class NIRDeployment(Deployment):
                               description=self.description, extra_files=(GRAPH_FILE,))
 
 
+def _check_dt(dt: Any) -> float:
+    """``dt`` as a float, or a ``ValueError`` naming the option: the constants divide by it (``r = 1/dt``)."""
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not dt > 0 or dt == float("inf"):
+        raise ValueError(f"nir backend option dt={dt!r}: the time step must be a finite number > 0 (default {DEFAULT_DT:g})")
+    return float(dt)
+
+
 class NIRBackend(Backend):
     """The ``nir`` backend: a NIR graph file for other neuromorphic toolchains (Lava, Xylo, Speck, spikingjelly, ...).
 
@@ -473,7 +484,7 @@ class NIRBackend(Backend):
 
     def __init__(self, dt: float = DEFAULT_DT, approximate_reset: bool = False, drop_beta: bool = False,
                  temporal_node: str = "cuba_lif", tau_mem: float = TEMPORAL_TAU_MEM) -> None:
-        self.dt, self.approximate_reset = dt, approximate_reset
+        self.dt, self.approximate_reset = _check_dt(dt), approximate_reset
         self.drop_beta, self.temporal_node, self.tau_mem = drop_beta, temporal_node, tau_mem
 
     def build(  # type: ignore[override]  # compile() accepts exactly the options named here
@@ -493,10 +504,11 @@ class NIRBackend(Backend):
         :param tau_mem: overrides the backend's setting
         :raises UnsupportedNetworkError: reset by subtraction (without the flag), temporal neurons with
             ``beta != 0`` (without ``drop_beta``)
+        :raises ValueError: ``dt`` is not a number > 0
         """
-        dt = self.dt if dt is None else dt
+        dt = self.dt if dt is None else _check_dt(dt)
         approx = self.approximate_reset if approximate_reset is None else approximate_reset
-        options = {"drop_beta": self.drop_beta if drop_beta is None else bool(drop_beta),
+        options: dict[str, Any] = {"drop_beta": self.drop_beta if drop_beta is None else bool(drop_beta),
                    "temporal_node": self.temporal_node if temporal_node is None else temporal_node,
                    "tau_mem": self.tau_mem if tau_mem is None else float(tau_mem)}
         approximations = check_nir(description, approx, **options)
@@ -504,7 +516,7 @@ class NIRBackend(Backend):
         deployment = NIRDeployment(graph, description, approximations, dt, {}, action_rate_hz)
         example_obs = np.asarray(example_obs, dtype=np.float64)
         reference = _actions(description, example_obs)
-        deployment.calibration = {"n_obs": int(len(example_obs)),
+        deployment.calibration = {"n_obs": len(example_obs),
                                   "agreement": agreement(deployment.run(example_obs), reference)}
         return deployment
 
@@ -537,16 +549,19 @@ def spikingjelly_outputs(graph: Any, description: SpikingDescription, obs: np.nd
     module = import_from_nir(graph, dt=dt, dtype=th.float64)
     x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
     last = description.layers[-1]
-    state, summed = None, None
+    state: Any = None  # spikingjelly's per-node state, from the first step on
+    summed = None
     with th.no_grad():
         for step in range(description.timesteps):
             out, state = module(encode_step(description, x_obs, step), state)
             summed = out.clone() if summed is None else summed + out
+    assert summed is not None, "a description runs for at least one time step"
     steps, scale = description.timesteps, float(description.readout.get("scale", 1.0))
     kind = description.readout["kind"]
     if kind in ("rate", "membrane_mean"):
         return (scale * summed / steps).numpy()
     v = state[f"{last.name}_neuron"][0]
     if kind == "robust":
+        assert last.neuron is not None  # the robust readout reads the last layer's neurons
         return (scale * (summed / steps + v / (steps * last.neuron.threshold))).numpy()
     return (scale * v).numpy()

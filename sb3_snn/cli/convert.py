@@ -8,7 +8,11 @@ Prints the table (score, conversion rate, SynOps per action for every T and read
 model's own row), writes ``conversion.json`` and ``conversion.csv``, saves the converted policy
 (``converted_policy.pt``, first T and readout) and its spiking description (``spiking_description/``)
 into the output folder, and logs to TensorBoard with ``-tb``. Defaults come from
-the shipped ``conversion.yml`` (``sb3_snn/configs``; ``-conf`` gives another) (section env id, then ``atari``, then ``default``).
+the shipped ``conversion.yml`` (``sb3_snn/configs``; ``-conf`` gives another)
+(section env id, then ``atari``, then ``default``).
+
+Model zips are read without running code from them (:func:`sb3_snn.common.models.load_model`);
+``--trust-pickle`` uses SB3's own loader, for files you trust.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sb3-snn convert", description=__doc__.splitlines()[0])
     add_experiment_arguments(parser)
     parser.add_argument("--model-path", default=None, help="convert this .zip instead of an experiment in -f")
-    parser.add_argument("-conf", "--conf-file", default=None, help="conversion YAML (default: the shipped sb3_snn/configs/conversion.yml)")
+    parser.add_argument("-conf", "--conf-file", default=None,
+                        help="conversion YAML (default: the shipped sb3_snn/configs/conversion.yml)")
     parser.add_argument("--percentile", type=float, default=None, help="percentile p of the normalisation")
     parser.add_argument("--timesteps", type=int, nargs="+", default=None, help="simulation steps T to evaluate")
     parser.add_argument("--readout", nargs="+", choices=("robust", "rate", "robust_hidden"), default=None,
@@ -81,7 +86,7 @@ def _load_from_path(args: argparse.Namespace) -> tuple[Any, Any]:
     from sb3_snn.common.models import load_model
 
     try:
-        model = load_model(args.model_path, algo=args.algo, device=args.device)
+        model = load_model(args.model_path, algo=args.algo, device=args.device, trusted=args.trust_pickle)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"sb3-snn convert: {exc}") from exc
     env: VecEnv
@@ -102,6 +107,10 @@ def main(argv: list[str]) -> int:
     from sb3_snn.conversion import convert
     from sb3_snn.conversion.evaluation import format_table, sweep
 
+    if "-optimize" in argv or "--optimize-hyperparameters" in argv:  # a study of settings, not one conversion
+        from sb3_snn.cli.convert_study import main as study_main
+
+        return study_main(argv, _parser(), _load_from_path, load_settings)
     args = _parser().parse_args(argv)
     th.set_num_threads(args.threads)
     conf = args.conf_file or config_file("conversion.yml")
@@ -129,12 +138,16 @@ def main(argv: list[str]) -> int:
         experiment = load_experiment(args)
         model, env, source_path = experiment.model, experiment.env, experiment.model_path
         output = Path(args.output_dir or Path(experiment.log_path) / "conversion")
-    policy = convert(model, env=env, percentile=settings["percentile"], timesteps=settings["timesteps"][0],
-                     readout=settings["readout"][0], rounding=settings["rounding"][0],
-                     n_calibration=settings["n_calibration"], seed=args.seed, device=args.device)
+    try:
+        policy = convert(model, env=env, percentile=settings["percentile"], timesteps=settings["timesteps"][0],
+                         readout=settings["readout"][0], rounding=settings["rounding"][0],
+                         n_calibration=settings["n_calibration"], seed=args.seed, device=args.device)
+    except ValueError as exc:  # a model that cannot be converted, an env that does not match it
+        raise SystemExit(f"sb3-snn convert: {source_path}: {exc}") from exc
     policy.metadata.update(env_id=args.env, algo=args.algo, source_path=str(source_path))
     results = sweep(policy, model, env, timesteps=settings["timesteps"], readouts=settings["readout"],
-                    roundings=settings["rounding"], n_episodes=settings["episodes"], epsilon=settings["epsilon"], seed=args.seed,
+                    roundings=settings["rounding"], n_episodes=settings["episodes"], epsilon=settings["epsilon"],
+                    seed=args.seed,
                     max_episode_steps=settings["max_episode_steps"])
     print(format_table(results))
 

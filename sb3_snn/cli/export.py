@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a spiking policy file (policy.save, e.g. the converted policy of sb3-snn convert) "
                              "or a spiking description folder")
     parser.add_argument("--out", required=True, help="folder to write the artifact into")
-    parser.add_argument("--episodes", type=int, default=0, help="play N episodes with the deployment and report score and agreement")
+    parser.add_argument("--episodes", type=int, default=0,
+                        help="play N episodes with the deployment and report score and agreement")
     parser.add_argument("--n-calibration", type=int, default=256, help="observations collected for calibration and estimates")
     parser.add_argument("--action-rate", type=float, default=50.0,
                         help="actions per second, the cost context of every backend (nc64c: its power figure)")
@@ -143,8 +144,8 @@ def main(argv: list[str]) -> int:
         return 2
     options = _parse_settings(args.set)
     try:
-        backend.check_options(options)  # before anything is loaded or played
-    except backends.UnknownOptionError as exc:
+        backend.check_options(options)  # before anything is loaded or played: unknown names, wrong types
+    except backends.BackendError as exc:
         print(f"sb3-snn export: {exc}", file=sys.stderr)
         return 2
     policy, description, env = load_policy(args)

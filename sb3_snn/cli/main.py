@@ -6,17 +6,31 @@ Each command module exposes ``main(argv: list[str]) -> int``. A new command is o
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("sb3_snn.cli.train", "train an agent with rl_zoo3 (accepts every rl_zoo3.train flag)"),
+    "train": ("sb3_snn.cli.train", "train an agent with rl_zoo3 (every rl_zoo3.train flag; --resume continues a killed run)"),
+    "enjoy": ("sb3_snn.cli.enjoy", "watch a trained agent of any registered algorithm, or --record a video of it"),
     "evaluate": ("sb3_snn.cli.evaluate", "evaluate a trained agent: mean ± std episode reward"),
     "pipeline": ("sb3_snn.cli.pipeline", "the whole pipeline: teacher -> SDN, conversion, CVTC -> evaluate -> export"),
     "list": ("sb3_snn.cli.listing", "list registered algorithms, policies and backends"),
     "convert": ("sb3_snn.cli.convert", "convert a trained DQN to an IF spiking policy; sweep T and readouts"),
+    "sweep": ("sb3_snn.cli.sweep", "a grid of envs x methods x seeds run by any number of workers on one Optuna storage"),
     "export": ("sb3_snn.cli.export", "compile a spiking policy for a hardware backend, print its report, save it"),
 }
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (``--episodes 0`` is a usage error, not a NaN result)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, found {value}")
+    return value
 
 
 def _usage() -> str:

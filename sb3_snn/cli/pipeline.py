@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from sb3_snn.pipeline import load_config, run_pipeline
+from sb3_snn.pipeline.config import PipelineConfigError, validate_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,15 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Run the pipeline and print its table."""
-    args = build_parser().parse_args(argv)
-    settings = load_config(args.env, args.config)
-    if args.teacher:
-        settings["teacher"]["path"] = args.teacher
-    if args.teacher_algo:
-        settings["teacher"]["algo"] = args.teacher_algo
-    if args.seed is not None:
-        settings["seed"] = args.seed
-    settings["progress"] = args.progress
+    """Run the pipeline and print its table; a config that cannot run is an error (exit 2) before any work."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_config(args.env, args.config)
+        if args.teacher:
+            settings["teacher"] = {**(settings.get("teacher") or {}), "path": args.teacher}
+        if args.teacher_algo:
+            settings["teacher"] = {**(settings.get("teacher") or {}), "algo": args.teacher_algo}
+        if args.seed is not None:
+            settings["seed"] = args.seed
+        settings["progress"] = args.progress
+        validate_settings(settings, f"{args.config or 'the embedded pipeline.yml'} [{args.env}]")
+    except (PipelineConfigError, FileNotFoundError) as exc:
+        parser.error(str(exc))
     run_pipeline(settings, args.out or Path("results") / args.env)
     return 0

@@ -7,12 +7,12 @@
 - :func:`parameter_bytes`: the bytes of the acting parameters (a spiking policy's own figure);
 - :func:`greedy_actions`: an agent (anything with SB3's ``predict``, or a function) as a function from
   a batch of raw observations to its greedy actions;
-- :func:`load_model`: an SB3 zip of a known or inferred algorithm, ready to act.
+- :func:`load_model`: an SB3 zip of a known or inferred algorithm, ready to act, read without running
+  code from the file (:mod:`sb3_snn.common.safe_zip`) unless ``trusted=True``.
 """
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,22 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.utils import ConstantSchedule
 from torch import nn
 
+from sb3_snn.common.safe_zip import (
+    algorithm_table,
+    load_algorithm,
+    read_model_zip,
+    rebuild_policy_class,
+    resolve_model_path,
+)
 from sb3_snn.spiking.contract import is_spiking_policy
+
+__all__ = [
+    "KINDS", "ActingNetwork", "acting_modules", "acting_network", "acting_scores", "algorithm_table", "greedy_actions",
+    "infer_algorithm", "load_model", "parameter_bytes", "resolve_model_path",
+]
 
 #: Kinds of :class:`ActingNetwork`.
 KINDS = ("q", "quantile", "actor", "policy")
@@ -167,29 +180,6 @@ def greedy_actions(agent: Any) -> Callable[[np.ndarray], np.ndarray]:
     raise TypeError(f"{type(agent).__name__} cannot act: give a model or policy with predict(), or a function of observations")
 
 
-def algorithm_table() -> dict[str, type[BaseAlgorithm]]:
-    """Every algorithm id a saved model may name: rl_zoo3's table (SB3 and sb3-contrib) and the
-    algorithms registered in the ``sb3_snn.algos`` entry-point group (``ddqn``, ``sdn``, ...)."""
-    from rl_zoo3.utils import ALGOS
-
-    from sb3_snn import registry
-
-    return {**ALGOS, **{name: plugin.target for name, plugin in registry.plugins("algos").items()}}
-
-
-def resolve_model_path(path: str | Path) -> Path:
-    """``path`` as given (relative to the working directory), or with ``.zip`` appended (as SB3 saves).
-
-    :param path: a model zip
-    :raises FileNotFoundError: neither exists (the message names the working directory)
-    """
-    candidate = Path(path).expanduser()
-    for option in (candidate, candidate.with_suffix(".zip")):
-        if option.is_file():
-            return option
-    raise FileNotFoundError(f"model {str(path)!r} not found (relative paths are read from {Path.cwd()})")
-
-
 def infer_algorithm(policy_class: Any, data: dict[str, Any], table: dict[str, type[BaseAlgorithm]]) -> str:
     """The algorithm id that saved a model, from its saved policy class.
 
@@ -228,37 +218,51 @@ def infer_algorithm(policy_class: Any, data: dict[str, Any], table: dict[str, ty
 
 
 def load_model(
-    path: str | Path, algo: str | None = None, env: Any = None, device: th.device | str = "cpu"
+    path: str | Path,
+    algo: str | None = None,
+    env: Any = None,
+    device: th.device | str = "cpu",
+    trusted: bool = False,
+    **kwargs: Any,
 ) -> BaseAlgorithm:
-    """Load an SB3 model zip to act with it.
+    """Load an SB3 model zip to act with it, without running code from the file unless ``trusted``.
 
+    The one entry point for reading a model zip someone else may have written (teachers, ``--model-path``,
+    zoo experiments, pipeline stages): the zip's pickled entries are rebuilt from their readable keys
+    (:mod:`sb3_snn.common.safe_zip`), never unpickled; the weights are read with ``weights_only=True``.
     Off-policy models get a one-transition replay buffer (acting needs none, and a saved buffer size can
-    be millions); the learning-rate and clip-range schedules are replaced by constants (a saved function
-    may not load on another Python version, and acting does not use them).
+    be millions); the learning-rate and clip-range schedules are replaced by constants (acting does not
+    use them).
 
     :param path: the zip written by ``model.save`` (or rl_zoo3), with or without ``.zip``
     :param algo: the algorithm id (:func:`algorithm_table`: ``dqn``, ``ddqn``, ``qrdqn``, ``ppo``,
         ``a2c``, ``sdn``, ...); ``None``: inferred from the saved policy class (:func:`infer_algorithm`)
-    :param env: the environment to attach (``None``: none)
+    :param env: the environment to attach (``None``: none); its spaces must match the saved ones
     :param device: torch device of the model
+    :param trusted: load with SB3's own loader, which unpickles the file's entries and so runs any code
+        they hold: only for files you wrote or whose author you trust (CLI: ``--trust-pickle``)
+    :param kwargs: further attributes for ``BaseAlgorithm.load`` (``seed``, ...)
     :raises FileNotFoundError: no such file
     :raises ValueError: the file is not an SB3 model zip, ``algo`` is not a known algorithm id (the
-        message lists the known ones), or the algorithm cannot be told from the file
+        message lists the known ones), the algorithm cannot be told from the file, or the file's policy
+        is not one ``algo`` uses
+    :raises sb3_snn.common.safe_zip.UnsafeEntryError: an entry cannot be rebuilt safely (named)
     """
-    resolved = resolve_model_path(path)
-    if not zipfile.is_zipfile(resolved):
-        raise ValueError(f"{resolved} is not a Stable-Baselines3 model (not a zip file)")
-    with zipfile.ZipFile(resolved) as archive:
-        if "data" not in archive.namelist():
-            raise ValueError(f"{resolved} is not a Stable-Baselines3 model zip (it has no 'data' entry)")
+    model_zip = read_model_zip(path)
     table = algorithm_table()
     if algo is None:
-        data, _, _ = load_from_zip_file(resolved, device="cpu", load_data=True)
-        algo = infer_algorithm((data or {}).get("policy_class"), data or {}, table)
+        if trusted:
+            data, _, _ = load_from_zip_file(model_zip.path, device="cpu", load_data=True)
+            policy_class = (data or {}).get("policy_class")
+        else:
+            policy_class = rebuild_policy_class(model_zip.data.get("policy_class"), model_zip.path)
+        algo = infer_algorithm(policy_class, model_zip.data, table)
     if algo not in table:
         raise ValueError(f"unknown algorithm {algo!r}; known: {', '.join(sorted(table))}")
     algo_class = table[algo]
-    kwargs: dict[str, Any] = {"buffer_size": 1} if issubclass(algo_class, OffPolicyAlgorithm) else {}
-    constant = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0,
+    if issubclass(algo_class, OffPolicyAlgorithm):
+        kwargs.setdefault("buffer_size", 1)
+    constant = {"learning_rate": 0.0, "lr_schedule": ConstantSchedule(0.0), "clip_range": ConstantSchedule(0.0),
                 "optimize_memory_usage": False}
-    return algo_class.load(resolved, env=env, device=device, custom_objects=constant, **kwargs)
+    return load_algorithm(algo_class, model_zip.path, env=env, device=device, custom_objects=constant,
+                          trusted=trusted, **kwargs)

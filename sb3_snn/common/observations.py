@@ -6,7 +6,9 @@
   images divided by 255, float);
 - :func:`network_input`: a policy's own input (``preprocess`` of a spiking policy, SB3's otherwise);
 - :func:`description_input`: raw numpy observations -> the input of a spiking description, as float64
-  numpy (through the policy when there is one).
+  numpy (through the policy when there is one);
+- :func:`check_finite`: refuse a batch holding NaN or infinite values (calibration data, inputs one wants
+  checked; SB3's ``predict`` itself does not check, and sb3-snn's policies keep that behaviour).
 """
 
 from __future__ import annotations
@@ -79,6 +81,28 @@ def collect_observations(
             actions = np.where(explore.reshape(-1, *([1] * (random.ndim - 1))), random, greedy)
         obs, _, _, _ = venv.step(actions)
     return np.concatenate(frames)[:n]
+
+
+def check_finite(obs: np.ndarray | th.Tensor, what: str = "observations") -> None:
+    """Raise unless every value of the batch ``obs`` is finite.
+
+    A NaN or an infinity in calibration data makes every percentile and scale computed from it NaN or
+    infinite, silently; in an input, the action is arbitrary. ``predict`` keeps SB3's behaviour (no check),
+    so call this where the data comes from outside.
+
+    :param obs: a batch ``[n, ...]`` (a single observation counts as one row)
+    :param what: what the batch is, for the message
+    :raises ValueError: how many rows (of how many) hold NaN or infinite values, and the first of them
+    """
+    array = obs.detach().cpu().numpy() if isinstance(obs, th.Tensor) else np.asarray(obs)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.integer):
+        return
+    rows = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(1, -1)
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    if bad.size:
+        first = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise ValueError(f"{what}: {bad.size} of {len(rows)} rows hold NaN or infinite values (rows {first}); "
+                         "expected finite numbers")
 
 
 def preprocess_observations(

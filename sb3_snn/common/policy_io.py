@@ -6,12 +6,18 @@ numbers, booleans, ``None``) and tensors, so :func:`load_policy` reads it with
 
     {
         "format": "sb3-snn/policy",        # FORMAT
-        "version": 1,                      # VERSION
+        "version": 2,                      # VERSION
         "class": "SDNPolicy",              # the policy class's name
         "module": "sb3_snn.sdn.policies",  # where it is defined (informative)
         "constructor": {...},              # _get_constructor_parameters(), encoded (below)
         "state_dict": {...},               # policy.state_dict(), tensors on the CPU
+        "checksum": "sha256:...",          # of class, constructor and state_dict (checksum())
     }
+
+:func:`load_policy` recomputes the checksum and refuses a file whose content does not match it (a flipped
+byte in a weight, a truncated tensor), naming the file. It guards against corruption, not against someone
+who rewrites the checksum too: only load policy files from sources you trust to have made them.
+Version-1 files (no checksum) still load, with a warning.
 
 The constructor arguments are those of ``policy._get_constructor_parameters()`` (SB3's convention: every
 argument of ``__init__``; :func:`save_policy` refuses a policy whose dict misses one), minus
@@ -31,9 +37,12 @@ Anything else (a lambda, an arbitrary object) is refused when saving, with the a
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import pickle
+import warnings
+import zipfile
 from typing import Any, TypeVar
 
 import numpy as np
@@ -45,7 +54,9 @@ from stable_baselines3.common.utils import get_device
 from torch import nn
 
 FORMAT = "sb3-snn/policy"
-VERSION = 1
+VERSION = 2
+#: Versions :func:`load_policy` reads (1: the same without a checksum).
+READABLE_VERSIONS = (1, 2)
 _TAG = "__sb3_snn__"
 
 SelfPolicy = TypeVar("SelfPolicy", bound=BasePolicy)
@@ -182,6 +193,39 @@ def constructor_arguments(policy: BasePolicy) -> dict[str, Any]:
     return {name: _encode(name, value) for name, value in params.items()}
 
 
+def _digest(hasher: Any, value: Any) -> None:
+    """Feed ``value`` (plain data and tensors, as in a policy file) into ``hasher``, unambiguously."""
+    if isinstance(value, th.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        hasher.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        hasher.update(tensor.reshape(-1).view(th.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        hasher.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=str):
+            _digest(hasher, str(key))
+            _digest(hasher, value[key])
+    elif isinstance(value, (list, tuple)):
+        hasher.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)}".encode())
+        for item in value:
+            _digest(hasher, item)
+    else:
+        text = repr(value).encode()
+        hasher.update(f"S{type(value).__name__}{len(text)}:".encode() + text)
+
+
+def checksum(payload: dict[str, Any]) -> str:
+    """``"sha256:<hex>"`` of a policy file's ``class``, ``constructor`` and ``state_dict`` (tensor bytes,
+    dtypes and shapes included).
+
+    :param payload: the dict a policy file holds
+    """
+    hasher = hashlib.sha256()
+    for key in ("class", "constructor", "state_dict"):
+        _digest(hasher, key)
+        _digest(hasher, payload.get(key))
+    return f"sha256:{hasher.hexdigest()}"
+
+
 def save_policy(policy: BasePolicy, path: str | os.PathLike) -> None:
     """Write ``policy`` (constructor arguments and weights) to ``path`` in the format of the module docstring.
 
@@ -196,6 +240,7 @@ def save_policy(policy: BasePolicy, path: str | os.PathLike) -> None:
         "constructor": constructor_arguments(policy),
         "state_dict": {key: value.detach().cpu() for key, value in policy.state_dict().items()},
     }
+    payload["checksum"] = checksum(payload)
     th.save(payload, path)
 
 
@@ -216,19 +261,44 @@ def load_policy(cls: type[SelfPolicy], path: str | os.PathLike, device: th.devic
     :param cls: the policy class (or a base class of the one in the file)
     :param path: the file
     :param device: torch device (``"auto"``: CUDA when available)
-    :raises ValueError: not an sb3-snn policy file, another version, another class
+    :raises ValueError: not an sb3-snn policy file (an SB3 model zip is named as such), another version,
+        another class, or content that does not match its checksum (corrupted)
     """
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+        if "data" in names and any(name.endswith(".pth") for name in names):
+            raise ValueError(
+                f"{path}: this is a Stable-Baselines3 model zip (entries 'data', 'policy.pth'), not an sb3-snn policy "
+                f"file ({FORMAT}, written by policy.save); load the model with sb3_snn.common.models.load_model "
+                "(CLI: --algo/--env/-f, or sb3-snn convert --model-path) and save its spiking policy"
+            )
     try:
         data = th.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{path}: not an sb3-snn policy file (it holds pickled objects, e.g. SB3's own BasePolicy.save): {error}"
         ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a readable sb3-snn policy file ({FORMAT}): "
+                         f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: not an sb3-snn policy file (format {found!r}, expected {FORMAT!r})")
-    if data.get("version") != VERSION:
-        raise ValueError(f"{path}: policy file version {data.get('version')} is not supported (expected {VERSION})")
+    if data.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"{path}: policy file version {data.get('version')} is not supported "
+                         f"(readable: {', '.join(map(str, READABLE_VERSIONS))})")
+    if data["version"] == 1:
+        warnings.warn(f"{path}: a version-1 policy file has no checksum, so corruption cannot be detected; "
+                      "save it again to add one", UserWarning, stacklevel=2)
+    elif data.get("checksum") != checksum(data):
+        raise ValueError(
+            f"{path}: corrupted policy file: its content does not match its checksum "
+            f"(stored {str(data.get('checksum'))[:20]}..., computed {checksum(data)[:20]}...); "
+            "get an intact copy or save the policy again"
+        )
     target = _policy_class(cls, str(data.get("class")), path)
     arguments = _decode(data["constructor"])
     if "lr_schedule" in _init_parameters(target)[0]:

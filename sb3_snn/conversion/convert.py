@@ -17,7 +17,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_snn.common.observations import collect_observations
+from sb3_snn.common.observations import check_finite, collect_observations
 from sb3_snn.conversion.extract import SourceNetwork, extract_network
 from sb3_snn.conversion.normalisation import normalise_layers, percentile_scales
 from sb3_snn.conversion.policies import ConvertedQPolicy, layer_spec
@@ -80,15 +80,25 @@ def convert(
     """
     source = extract_network(model)
     if calibration_obs is None:
+        if n_calibration < 1:
+            raise ValueError(f"n_calibration must be at least 1 (frames to calibrate on), got {n_calibration}")
         if env is None:
             env = model.get_env() if hasattr(model, "get_env") else None
         if env is None:
             raise ValueError("convert() needs calibration_obs or an env (the model has none) to collect frames in")
+        env_space = env.observation_space
+        if getattr(env_space, "shape", None) != source.observation_space.shape or type(env_space) is not type(
+                source.observation_space):
+            raise ValueError(
+                f"observation space mismatch: the model ({type(model).__name__}) was trained on {source.observation_space}, "
+                f"the env given has {env_space}; pass the environment the model was trained on"
+            )
         calibration_obs = collect_calibration_frames(source, env, n_calibration, epsilon, seed)
     raw = calibration_obs
     n_samples = len(raw)
     if n_samples == 0:
         raise ValueError("calibration_obs is empty")
+    check_finite(raw.cpu().numpy() if isinstance(raw, th.Tensor) else np.asarray(raw), "calibration_obs")
 
     def batches() -> Iterator[th.Tensor]:
         for start in range(0, n_samples, batch_size):
@@ -119,7 +129,7 @@ def convert(
         },
     )
     with th.no_grad():
-        for target, layer in zip(policy.layers, source.layers):
+        for target, layer in zip(policy.layers, source.layers, strict=True):
             for name, value in layer.state_dict().items():
                 getattr(target, name).copy_(value)
     return policy.to(device)

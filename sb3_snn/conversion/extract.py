@@ -20,6 +20,7 @@ from torch import nn
 
 from sb3_snn.common.models import acting_network
 from sb3_snn.common.observations import preprocess_observations
+from sb3_snn.spiking.contract import is_spiking_policy
 
 #: Leaf modules the conversion understands.
 SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)
@@ -73,7 +74,8 @@ def _check_leaf(name: str, module: nn.Module) -> None:
             f"supported layers: {', '.join(cls.__name__ for cls in SUPPORTED)}"
         )
     if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros" or isinstance(module.padding, str):
+        if (module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros"
+                or isinstance(module.padding, str)):
             raise ValueError(f"layer {name!r} (Conv2d): only groups=1, dilation=1, numeric zero padding are supported")
     if isinstance(module, nn.Flatten) and (module.start_dim != 1 or module.end_dim != -1):
         raise ValueError(f"layer {name!r} (Flatten): only start_dim=1, end_dim=-1 is supported")
@@ -120,6 +122,18 @@ def extract_network(source: Any) -> SourceNetwork:
         ``QNetwork``, ``QuantileNetwork`` or a discrete ``ActorCriticPolicy``
     :raises ValueError: unsupported model, action space or layer (the layer is named)
     """
+    policy = getattr(source, "policy", source)
+    action_space = getattr(policy, "action_space", None)
+    if action_space is not None and not isinstance(action_space, spaces.Discrete):
+        raise ValueError(
+            "conversion needs a Q-network or actor with Discrete actions (DQN, DDQN, QR-DQN, PPO, A2C); got "
+            f"{type(source).__name__} ({type(action_space).__name__} actions {action_space})"
+        )
+    if is_spiking_policy(policy):
+        raise ValueError(
+            f"cannot convert {type(source).__name__}: its policy {type(policy).__name__} is already a spiking network, "
+            "not an ANN; export it directly (sb3-snn export, or policy.spiking_description())"
+        )
     try:
         acting = acting_network(source)
     except TypeError:

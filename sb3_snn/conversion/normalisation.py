@@ -114,12 +114,12 @@ def percentile_scales(
             acts = layer_activations(layers, batch)
             if streams is None:
                 streams = [StreamingPercentile(percentile, n_samples * a[0].numel()) for a in acts]
-            for stream, act in zip(streams, acts):
+            for stream, act in zip(streams, acts, strict=True):
                 stream.add(act)
     if streams is None:
         raise ValueError("no calibration data")
     scales = []
-    for index, stream in enumerate(streams):
+    for stream in streams:
         value = stream.value()
         if not value > 0:  # a layer that is (almost) never active, or a last layer of negative Q-values
             top = float(stream._top.max())
@@ -139,7 +139,7 @@ def normalise_layers(layers: list[nn.Module], scales: list[float]) -> None:
     if len(synaptic) != len(scales):
         raise ValueError(f"{len(scales)} scales for {len(synaptic)} synaptic layers")
     with th.no_grad():
-        for layer, scale in zip(synaptic, scales):
+        for layer, scale in zip(synaptic, scales, strict=True):
             layer.weight.mul_(previous / scale)  # w_l <- w_l lambda_{l-1} / lambda_l
             if layer.bias is not None:
                 layer.bias.div_(scale)  # b_l <- b_l / lambda_l

@@ -90,6 +90,7 @@ class ConvertedQPolicy(BasePolicy):
     served_algos: ClassVar[tuple[str, ...]] = ()
     #: What builds it.
     built_by: ClassVar[str] = "sb3_snn.convert"
+    action_space: spaces.Discrete
 
     def __init__(
         self,
@@ -112,7 +113,7 @@ class ConvertedQPolicy(BasePolicy):
         if rounding not in ROUNDINGS:
             raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
         if timesteps < 1:
-            raise ValueError("timesteps must be >= 1")
+            raise ValueError(f"timesteps (simulation steps per action T) must be at least 1, got {timesteps}")
         self.layer_specs = [dict(spec) for spec in layer_specs]
         self.layer_names = list(layer_names) if layer_names is not None else [f"layer{i}" for i in range(len(layer_specs))]
         self.timesteps = int(timesteps)
@@ -171,6 +172,8 @@ class ConvertedQPolicy(BasePolicy):
                 raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
             clone.rounding = rounding
         if timesteps is not None:
+            if int(timesteps) < 1:
+                raise ValueError(f"timesteps (simulation steps per action T) must be at least 1, got {timesteps}")
             clone.timesteps = int(timesteps)
         return clone
 
@@ -181,7 +184,8 @@ class ConvertedQPolicy(BasePolicy):
 
     def preprocess(self, obs: th.Tensor) -> th.Tensor:
         """Raw observation tensor -> the analog input current source of the first layer."""
-        return preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images).float()
+        # a Box observation space: the preprocessed observation is one tensor
+        return cast(th.Tensor, preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)).float()
 
     def simulate(self, obs: th.Tensor, dtype: th.dtype | None = None) -> IFSimulation:
         """Run the spiking network on a batch of raw observation tensors (chunked to bound memory).
@@ -226,13 +230,13 @@ class ConvertedQPolicy(BasePolicy):
         """
         return self.forward(obs)
 
-    def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
+    def _predict(self, observation: th.Tensor | dict[str, th.Tensor], deterministic: bool = True) -> th.Tensor:
         """Greedy actions ``[batch]``: ``a = argmax_a f_L(a)`` of the readout.
 
         :param observation: ``[batch, *obs_shape]`` raw observations
         :param deterministic: ignored (the policy is greedy)
         """
-        return self.forward(observation).argmax(dim=1)
+        return self.forward(cast(th.Tensor, observation)).argmax(dim=1)  # Box observations: a tensor
 
     def parameter_bytes(self) -> int:
         """Bytes of the weights and biases of the layers (float32 as converted: 4 per parameter)."""

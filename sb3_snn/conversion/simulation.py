@@ -62,6 +62,7 @@ both.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeGuard, cast
 
 import torch as th
 from torch import nn
@@ -94,7 +95,7 @@ class IFSimulation:
     fast_fraction: dict[int, float] = field(default_factory=dict)
 
 
-def is_synaptic(layer: nn.Module) -> bool:
+def is_synaptic(layer: nn.Module) -> TypeGuard[nn.Linear | nn.Conv2d]:
     """Whether ``layer`` carries weights followed by IF neurons (``Linear`` or ``Conv2d``)."""
     return isinstance(layer, (nn.Linear, nn.Conv2d))
 
@@ -209,7 +210,7 @@ def _if_loop(current: th.Tensor, threshold: float) -> tuple[th.Tensor, th.Tensor
     return th.cumsum(spikes, dim=0), v  # n[t] = sum_{tau<=t} s[tau]
 
 
-def _apply(layer: nn.Module, x: th.Tensor, offset: float = 0.0) -> th.Tensor:
+def _apply(layer: nn.Linear | nn.Conv2d, x: th.Tensor, offset: float = 0.0) -> th.Tensor:
     """``layer(x)`` with ``offset`` added to its bias (``W x + (b + offset)``, as a description carries it)."""
     if not offset:
         return layer(x)
@@ -276,7 +277,7 @@ def _time_column(steps: int, batch: int, like: th.Tensor) -> th.Tensor:
 
 
 def _cumulative_current(
-    layer: nn.Module, train: _Train, steps: int, batch: int, bias: th.Tensor | None
+    layer: nn.Linear | nn.Conv2d, train: _Train, steps: int, batch: int, bias: th.Tensor | None
 ) -> th.Tensor:
     """``S[t] = W · N_in[t] + t b`` for every step, ``[T * batch, *out_shape]``; silent inputs dropped.
 
@@ -343,10 +344,12 @@ def _cumulative_current(
 
 
 def _conv_out_shape(layer: nn.Conv2d, size: tuple[int, ...]) -> tuple[int, int]:
-    return tuple(  # type: ignore[return-value]
-        (size[d] + 2 * layer.padding[d] - layer.dilation[d] * (layer.kernel_size[d] - 1) - 1) // layer.stride[d] + 1
+    padding = cast(tuple[int, ...], layer.padding)  # numeric: extract_network refuses string padding
+    height, width = (
+        (size[d] + 2 * padding[d] - layer.dilation[d] * (layer.kernel_size[d] - 1) - 1) // layer.stride[d] + 1
         for d in range(2)
     )
+    return height, width
 
 
 def _neurons_view(cumulative: th.Tensor, steps: int) -> tuple[th.Tensor, tuple[int, ...] | None]:
@@ -448,7 +451,7 @@ def simulate_fast(
     return IFSimulation(outputs, counts, potentials, cumulative_last / steps, fast_fraction)
 
 
-def _out_channels(layer: nn.Module) -> int:
+def _out_channels(layer: nn.Linear | nn.Conv2d) -> int:
     return layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
 
 

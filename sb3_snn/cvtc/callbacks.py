@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+
+if TYPE_CHECKING:
+    from sb3_snn.cvtc.policies import CVTCPolicy
 
 
 class CVTCStatsCallback(BaseCallback):
@@ -47,6 +51,7 @@ class CVTCStatsCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self._active and self.n_calls % self.log_freq == 0:
-            for key, value in self.model.policy.spike_stats(self._batch()).items():
+            policy = cast("CVTCPolicy", self.model.policy)  # checked in _on_training_start
+            for key, value in policy.spike_stats(self._batch()).items():
                 self.logger.record(key, value)
         return True

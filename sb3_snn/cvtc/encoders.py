@@ -45,10 +45,15 @@ class PopulationEncoder(nn.Module):
     :param clip: upper bound on ``A * Norm`` (None: no clip); the earliest spike is ``z_high - clip``
     """
 
+    # buffers (registered in __init__)
+    gains: th.Tensor
+    offsets: th.Tensor
+    points: th.Tensor
+
     def __init__(
         self,
-        gains: Sequence[float],
-        offsets: Sequence[float] | None = None,
+        gains: Sequence[float] | np.ndarray,
+        offsets: Sequence[float] | np.ndarray | None = None,
         n_points: int = 20,
         amplitude: float = 20.0,
         center: float | None = None,
@@ -58,7 +63,8 @@ class PopulationEncoder(nn.Module):
     ) -> None:
         super().__init__()
         gains_t = th.as_tensor(np.asarray(gains, dtype=np.float32)).flatten()
-        offsets_t = th.zeros_like(gains_t) if offsets is None else th.as_tensor(np.asarray(offsets, dtype=np.float32)).flatten()
+        offsets_t = (th.zeros_like(gains_t) if offsets is None
+                     else th.as_tensor(np.asarray(offsets, dtype=np.float32)).flatten())
         if offsets_t.shape != gains_t.shape:
             raise ValueError(f"offsets {tuple(offsets_t.shape)} and gains {tuple(gains_t.shape)} differ in length")
         if n_points < 1 or sigma <= 0:
@@ -118,7 +124,8 @@ class PopulationEncoder(nn.Module):
     def options(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this encoder (plain Python values)."""
         described = self.describe()
-        return {key: described[key] for key in ("gains", "offsets", "n_points", "amplitude", "center", "sigma", "z_high", "clip")}
+        keys = ("gains", "offsets", "n_points", "amplitude", "center", "sigma", "z_high", "clip")
+        return {key: described[key] for key in keys}
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> PopulationEncoder:
@@ -172,5 +179,6 @@ class PopulationEncoder(nn.Module):
             else:
                 encoder = cls(**options)
         if encoder.n_dims != int(np.prod(space.shape)):
-            raise ValueError(f"encoder has {encoder.n_dims} gains but the observation has {int(np.prod(space.shape))} dimensions")
+            raise ValueError(f"encoder has {encoder.n_dims} gains but the observation has "
+                             f"{int(np.prod(space.shape))} dimensions")
         return encoder

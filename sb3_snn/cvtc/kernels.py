@@ -108,11 +108,11 @@ def _argsort_positive(
         largest = max(largest, counts[q])
         counts[q] += counts[q - 1]  # counts[q] = start of bucket q
     for i in range(n):  # stable scatter; afterwards counts[q] = end of bucket q
-        q = (np.int64(keys[i]) - kmin) >> shift
-        p = counts[q]
+        bq = (np.int64(keys[i]) - kmin) >> shift
+        p = counts[bq]
         sorted_keys[p] = keys[i]
         order[p] = i
-        counts[q] = p + 1
+        counts[bq] = p + 1
     if largest > _LARGE_BUCKET:  # sort crowded buckets on their own so that insertion stays linear
         start = 0
         for q in range(n_buckets):
@@ -150,7 +150,9 @@ def _sum_positive(w: np.ndarray) -> tuple[float, float]:  # pragma: no cover - n
 
 
 @njit(cache=True, error_model="numpy")
-def _closed_form(w_c: float, n_c: float, beta: float, z_never: float) -> tuple[float, float, bool, bool]:  # pragma: no cover - numba
+def _closed_form(
+    w_c: float, n_c: float, beta: float, z_never: float,
+) -> tuple[float, float, bool, bool]:  # pragma: no cover - numba
     """Eq. 9 (``beta > 0``) or Eq. 4 (``beta == 0``) in float64 for one pair.
 
     :return: ``z_out``, ``1/D`` (0 where the neuron never fires), ``fired``, ``beta_only``
@@ -313,7 +315,7 @@ def _bucket_scan(
 
 
 @njit(cache=True, error_model="numpy")
-def cvtc_forward(
+def cvtc_forward(  # noqa: C901 - one numba kernel: the whole batch loop compiles to one native function
     z: np.ndarray,
     keys: np.ndarray,
     weight: np.ndarray,
@@ -475,12 +477,12 @@ def cvtc_forward(
             shift = 0
             while (span >> shift) >= n_coarse:
                 shift += 1
-            n_used = (span >> shift) + 1
+            n_used = int((span >> shift) + 1)
             coarse_counts[:n_used] = 0
             for i in range(n_in):
-                q = (np.int64(kb[i]) - k_min) >> shift
-                bucket[i] = q
-                coarse_counts[q] += 1
+                bq = (np.int64(kb[i]) - k_min) >> shift
+                bucket[i] = bq
+                coarse_counts[bq] += 1
             for q in range(n_used + 1):
                 edge_keys[q] = min(k_min + (q << shift), np.int64(k_last))
             edge_values = edge_keys.view(z.dtype)
@@ -517,7 +519,9 @@ def cvtc_forward(
 
 
 @njit(cache=True, error_model="numpy")
-def cvtc_backward_weights(grad_out: np.ndarray, work: np.ndarray, z_out: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - numba
+def cvtc_backward_weights(
+    grad_out: np.ndarray, work: np.ndarray, z_out: np.ndarray, g: np.ndarray,
+) -> None:  # pragma: no cover - numba
     """``G = dL/dz_out / D`` per pair, and the term that turns ``G^T z`` into the weight gradient.
 
     :param grad_out: ``[batch, out]`` dL/dz_out

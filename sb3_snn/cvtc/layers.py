@@ -297,7 +297,8 @@ def _fast_forward(z: th.Tensor, weight: th.Tensor, beta: float, z_never: float) 
             w_scan, n_scan, threshold = _first_crossing(z_padded.index_select(0, position), weight_sorted, beta)
         z_pairs, inv_d_pairs, fired_pairs = _closed_form(w_scan, n_scan, beta, z_never)
         fired, beta_only = fired.clone(), beta_only.clone()  # materialise expanded [out] masks
-        for full, pairs in ((z_out, z_pairs), (inv_d, inv_d_pairs), (fired, fired_pairs), (beta_only, fired_pairs & (w_scan <= 1))):
+        scatter = ((z_out, z_pairs), (inv_d, inv_d_pairs), (fired, fired_pairs), (beta_only, fired_pairs & (w_scan <= 1)))
+        for full, pairs in scatter:
             full.index_put_((rows, cols), pairs)
     return _FastState(
         z_out=z_out, inv_d=inv_d, rows=rows, cols=cols, threshold=threshold, dense=False, fired=fired,
@@ -348,8 +349,10 @@ class CVTCFunction(th.autograd.Function):
             z_rows = z[rows]
             g_late = (z_rows >= threshold.unsqueeze(1)) * g[rows, cols].unsqueeze(1)
             if need_w:
+                assert grad_w is not None  # set above when need_w
                 grad_w = grad_w.index_add(0, cols, g_late * (z_rows - z_out[rows, cols].unsqueeze(1)), alpha=-1)
             if need_z:
+                assert grad_z is not None  # set above when need_z
                 grad_z = grad_z.index_add(0, rows, g_late * weight[cols], alpha=-1)
         return grad_z, grad_w, None, None, None
 
@@ -367,12 +370,13 @@ def _load_kernels_file() -> ModuleType:
     spec = importlib.util.spec_from_file_location("cvtc_kernels_standalone", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # type: ignore[union-attr]
-    cache_dir = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = str(path.parent / "__pycache__" / "standalone")
+    config: Any = numba.config  # its settings are set at import time: not in numba's type information
+    cache_dir = config.CACHE_DIR
+    config.CACHE_DIR = str(path.parent / "__pycache__" / "standalone")
     try:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
-        numba.config.CACHE_DIR = cache_dir
+        config.CACHE_DIR = cache_dir
     return module
 
 
@@ -654,12 +658,12 @@ def spike_time(z: th.Tensor) -> th.Tensor:
 
 
 __all__ = [
+    "DEFAULT_BETA",
+    "METHODS",
     "CVTCFunction",
     "CVTCFusedFunction",
     "CVTCInfo",
     "CVTCLinear",
-    "DEFAULT_BETA",
-    "METHODS",
     "cvtc_spike_times",
     "default_z_never",
     "fused_available",

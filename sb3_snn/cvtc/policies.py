@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from itertools import pairwise
+from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -30,6 +31,7 @@ from torch import nn
 
 from sb3_snn.common.policy_io import load_policy, save_policy
 from sb3_snn.cvtc.encoders import PopulationEncoder
+from sb3_snn.cvtc.tuning import sample_cvtc_params
 from sb3_snn.cvtc.layers import DEFAULT_BETA, CVTCLinear, spike_time
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 from sb3_snn.spiking.synops import CostReport, dense_macs
@@ -99,8 +101,12 @@ class CVTCQNetwork(BasePolicy):
         if mode not in INFERENCE_MODES:
             raise ValueError(f"unknown inference mode {mode!r}; expected one of {INFERENCE_MODES}")
         self.inference = mode
-        for layer in self.layers:
+        for layer in self.cvtc_layers():
             layer.mostafa = mode == "mostafa"
+
+    def cvtc_layers(self) -> Iterable[CVTCLinear]:
+        """:attr:`layers`, typed as what they are."""
+        return cast("Iterable[CVTCLinear]", self.layers)
 
     def spike_times(self, obs: PyTorchObs) -> list[th.Tensor]:
         """z-domain spike times of every population: the encoded input, then each layer's.
@@ -150,8 +156,12 @@ class CVTCPolicy(DQNPolicy):
     :param optimizer_kwargs: optimizer arguments besides the learning rate
     """
 
-    q_net: CVTCQNetwork
-    q_net_target: CVTCQNetwork
+    # the CVTC network stands in for DQN's QNetwork (same calls: forward, _predict, set_training_mode)
+    q_net: CVTCQNetwork  # type: ignore[assignment]
+    q_net_target: CVTCQNetwork  # type: ignore[assignment]
+    #: rl_zoo3 ``-optimize`` search space of the policy's own settings (beta, encoder, regulariser),
+    #: composed with the algorithm's by :mod:`sb3_snn.zoo.samplers`
+    hyperparameter_sampler = staticmethod(sample_cvtc_params)
 
     def __init__(
         self,
@@ -180,7 +190,7 @@ class CVTCPolicy(DQNPolicy):
         self.weight_sum_reg, self.init = float(weight_sum_reg), init
         super().__init__(
             observation_space,
-            action_space,
+            cast(spaces.Discrete, action_space),  # checked by check_spaces
             lr_schedule,
             net_arch=[128] if net_arch is None else list(net_arch),
             optimizer_class=optimizer_class,
@@ -218,7 +228,7 @@ class CVTCPolicy(DQNPolicy):
         if self.weight_sum_reg > 0 and getattr(self, "optimizer", None) is not None:
             self.optimizer.register_step_pre_hook(self._check_auxiliary_loss)
 
-    def make_q_net(self) -> CVTCQNetwork:
+    def make_q_net(self) -> CVTCQNetwork:  # type: ignore[override]  # a CVTC network in place of a QNetwork
         """A fresh CVTC Q-network (called twice: online and target)."""
         return CVTCQNetwork(
             self.observation_space,  # type: ignore[arg-type]
@@ -252,7 +262,7 @@ class CVTCPolicy(DQNPolicy):
         """``weight_sum_reg * sum_layers sum_j relu(1 - sum_i w_ji)`` (Mostafa 2017), for :class:`sb3_snn.DDQN`
         (which adds it to every gradient step's loss)."""
         self._auxiliary_loss_used = True
-        penalty = sum(layer.weight_sum_penalty() for layer in self.q_net.layers)
+        penalty = sum(layer.weight_sum_penalty() for layer in self.q_net.cvtc_layers())
         return self.weight_sum_reg * penalty  # type: ignore[return-value]
 
     def forward(self, obs: th.Tensor, deterministic: bool = True) -> th.Tensor:  # type: ignore[override]
@@ -314,7 +324,8 @@ class CVTCPolicy(DQNPolicy):
         try:
             net.set_inference("beta")
             times = net.spike_times(obs)
-            beta_only = [layer.last_info.beta_only.float().mean().item() for layer in net.layers]  # type: ignore[union-attr]
+            beta_only = [layer.last_info.beta_only.float().mean().item()  # type: ignore[union-attr]
+                         for layer in net.cvtc_layers()]
             q_beta = net.q_sign * times[-1]
             net.set_inference("mostafa")
             q_mostafa = net(obs)
@@ -340,7 +351,7 @@ class CVTCPolicy(DQNPolicy):
         inference = self.inference
         net = self.q_net
         layers = []
-        for index, layer in enumerate(net.layers):
+        for index, layer in enumerate(net.cvtc_layers()):
             params = {
                 "beta": layer.beta if inference == "beta" else 0.0,
                 "beta_training": layer.beta,

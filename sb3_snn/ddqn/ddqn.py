@@ -6,13 +6,19 @@ target network values it, which removes the max-operator's overestimation bias.
 
 from __future__ import annotations
 
-from typing import TypeVar
+import io
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from torch.nn import functional as F
+
+from sb3_snn.common.safe_zip import load_algorithm
+
+from sb3_snn.ddqn.tuning import sample_ddqn_params
 
 SelfDDQN = TypeVar("SelfDDQN", bound="DDQN")
 
@@ -47,6 +53,9 @@ class DDQN(DQN):
     loss by defining ``auxiliary_loss() -> Tensor`` (CVTC's weight-sum regulariser does).
     """
 
+    #: rl_zoo3 ``-optimize`` search space (DQN's), installed by :mod:`sb3_snn.zoo.samplers`
+    hyperparameter_sampler = staticmethod(sample_ddqn_params)
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """Run ``gradient_steps`` Double-DQN updates on batches from the replay buffer."""
         self.policy.set_training_mode(True)
@@ -79,6 +88,31 @@ class DDQN(DQN):
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", np.mean(losses))
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfDDQN],
+        path: str | Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        *,
+        trusted: bool = False,
+        **kwargs: Any,
+    ) -> SelfDDQN:
+        """Load a zip saved by ``DQN`` / ``DDQN`` (``BaseAlgorithm.load``'s arguments) without running code
+        from the file: its pickled entries are rebuilt from their readable keys
+        (:func:`sb3_snn.common.safe_zip.load_algorithm`). A zip holding another algorithm's policy (an
+        SDN student, say) is refused.
+
+        :param trusted: use SB3's loader unchanged, which unpickles the file's entries and runs any code
+            they hold: only for files you wrote or whose author you trust
+        """
+        model = load_algorithm(cls, path, env=env, device=device, custom_objects=custom_objects, trusted=trusted,
+                               print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        return cast(SelfDDQN, model)
 
     def learn(
         self: SelfDDQN,

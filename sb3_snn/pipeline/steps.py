@@ -23,7 +23,6 @@ from sb3_snn.pipeline.config import zoo_config, zoo_section
 from sb3_snn.pipeline.stages import StageOutcome
 from sb3_snn.spiking.contract import is_spiking_policy, spiking_policy_of
 from sb3_snn.zoo.algos import install_algos
-from sb3_snn.zoo.checkpoint import checkpoint_timesteps
 from sb3_snn.zoo.training import train_from_zoo
 
 
@@ -46,39 +45,46 @@ def make_env(env_id: str, algo: str, seed: int, n_envs: int = 1) -> VecEnv:
 
 
 def learning_curve(folder: Path) -> list[list[float]]:
-    """``[timestep, episode reward]`` pairs from the zoo's monitor files under ``folder``."""
+    """``[environment step, episode reward]`` of every episode in the experiment folder's Monitor files.
+
+    Env ``rank`` of ``n`` writes ``<rank>.monitor.csv``; its episodes end at ``n`` times its cumulative
+    length (exact for one env). A resumed run's files continue the run's own step axis
+    (:func:`sb3_snn.zoo.checkpoint.restore_monitor_files`).
+    """
+    monitors = sorted(folder.glob("*.monitor.csv"))
     points: list[list[float]] = []
-    for monitor in sorted(folder.rglob("*.monitor.csv")):
+    for monitor in monitors:
         steps = 0
         for line in monitor.read_text().splitlines()[2:]:
             reward, length, *_ = line.split(",")
             steps += int(length)
-            points.append([steps, float(reward)])
-    return points
+            points.append([steps * len(monitors), float(reward)])
+    return sorted(points)
 
 
 def _train(algo: str, settings: dict[str, Any], stage: dict[str, Any], folder: Path, config: Path,
            hyperparams: dict[str, Any] | None, model_name: str) -> StageOutcome:
     n_timesteps = int(stage["n_timesteps"])
     start = time.time()
-    resumed_from = checkpoint_timesteps(folder / "checkpoint")
     eval_freq = int(stage.get("eval_freq", -1))
-    model = train_from_zoo(algo, settings["env"], folder, config, n_timesteps, seed=settings["seed"],
-                           hyperparams=hyperparams, tensorboard_log=str(folder.parent / "tensorboard"),
-                           checkpoint_every=max(n_timesteps // 10, 500), eval_freq=eval_freq,
-                           eval_episodes=int(stage.get("eval_episodes", 5)), progress_bar=settings.get("progress", False))
+    run = train_from_zoo(algo, settings["env"], folder, config, n_timesteps, seed=settings["seed"],
+                         hyperparams=hyperparams, tensorboard_log=str(folder.parent / "tensorboard"),
+                         checkpoint_every=max(n_timesteps // 10, 500), eval_freq=eval_freq,
+                         eval_episodes=int(stage.get("eval_episodes", 5)), progress_bar=settings.get("progress", False))
+    model = run.model
     # the zoo's EvalCallback keeps the best evaluated model: DQN-style training is unstable, so that is
     # the one a zoo user would deploy (as `sb3-snn evaluate --load-best`)
-    best = sorted((folder / "zoo").rglob("best_model.zip"), key=lambda path: path.stat().st_mtime)
-    chosen = "best evaluated" if eval_freq > 0 and best else "final"
+    best = run.path / "best_model.zip"
+    chosen = "best evaluated" if eval_freq > 0 and best.is_file() else "final"
     if chosen == "final":
         model.save(folder / model_name)
     else:
-        shutil.copyfile(best[-1], folder / model_name)
-    curve = learning_curve(folder / "zoo")
+        shutil.copyfile(best, folder / model_name)
+    curve = learning_curve(run.path)
     (folder / "learning_curve.json").write_text(json.dumps(curve))
-    summary = {"algo": algo, "n_timesteps": int(model.num_timesteps), "model": chosen, "resumed_from_timestep": resumed_from,
-               "train_seconds": round(time.time() - start, 1), "parameter_bytes": parameter_bytes(model)}
+    summary = {"algo": algo, "n_timesteps": int(model.num_timesteps), "model": chosen,
+               "resumed_from_timestep": run.resumed_from, "train_seconds": round(time.time() - start, 1),
+               "parameter_bytes": parameter_bytes(model)}
     return StageOutcome(summary, [model_name, "learning_curve.json"])
 
 
@@ -130,18 +136,19 @@ def conversion_stage(settings: dict[str, Any], folder: Path, teacher_path: Path)
 
 
 def _agents(settings: dict[str, Any], out: Path) -> dict[str, tuple[Any, str]]:
-    """Every trained agent of the run: name -> (acting object, how it acts)."""
+    """Every agent of the stages ``settings`` runs: name -> (acting object, how it acts). A stage switched
+    off in the settings contributes no agent, even if an earlier run left its outputs in ``out``."""
     from sb3_snn.conversion import ConvertedQPolicy
 
     evaluation = settings["evaluation"]
     agents: dict[str, tuple[Any, str]] = {"teacher": (_load(settings["teacher"]["algo"], out / "teacher/teacher.zip"), "ANN")}
-    if (out / "sdn/student.zip").is_file():
+    if settings.get("sdn"):
         agents["sdn"] = (_load("sdn", out / "sdn/student.zip"), "LIF student (distilled)")
-    if (out / "conversion/converted.pt").is_file():
+    if settings.get("conversion"):
         converted = ConvertedQPolicy.load(out / "conversion/converted.pt", device="cpu")
         agents["converted"] = (converted.with_settings(evaluation["conversion_timesteps"], "robust"),
                                f"IF, T={evaluation['conversion_timesteps']}, robust readout")
-    if settings.get("cvtc") and (out / "cvtc/cvtc.zip").is_file():
+    if settings.get("cvtc"):
         agents["cvtc"] = (_load(settings["cvtc"]["algo"], out / "cvtc/cvtc.zip"), "temporal (CVTC, beta)")
     return agents
 
@@ -167,10 +174,10 @@ def evaluation_stage(settings: dict[str, Any], folder: Path, out: Path) -> Stage
         policy: Any = agent if is_spiking_policy(agent) else getattr(agent, "policy", None)
         if is_spiking_policy(policy):
             description = policy.spiking_description()
-            if not description.is_temporal:
-                raw = collect_observations(env, 64, greedy_actions(policy), seed=seed)
-                with th.no_grad():
-                    observations[name] = network_input(policy, raw).cpu().numpy()
+            raw = collect_observations(env, 64, greedy_actions(policy), seed=seed)  # the export's calibration frames
+            with th.no_grad():
+                observations[name] = network_input(policy, raw).cpu().numpy()
+            if not description.is_temporal:  # the reference simulation counts SynOps of discrete-time networks
                 counts = simulate(description, observations[name]).spike_counts
                 row["synops_per_action"] = count_operations(description, counts).synops
         env.close()
@@ -197,8 +204,9 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
     summary: dict[str, Any] = {"backend": backend.name, "agents": {}}
     outputs = []
     for name in export["agents"]:
-        if name not in agents or name not in observations:
-            continue
+        if name not in agents or name not in observations:  # validate_settings allows only the run's spiking agents
+            raise ValueError(f"export.agents: {name!r} is not a spiking agent of this run; "
+                             f"spiking agents: {', '.join(sorted(observations)) or '(none)'}")
         policy = spiking_policy_of(agents[name][0])
         try:
             deployment = backend.compile(policy.spiking_description(), observations[name][: export["n_calibration"]],

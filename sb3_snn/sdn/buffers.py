@@ -6,7 +6,7 @@ same constructor and ``add`` arguments, so it plugs into ``OffPolicyAlgorithm`` 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch as th
@@ -71,9 +71,12 @@ class ObservationBuffer(BaseBuffer):
         envs = np.random.randint(0, self.n_envs, size=batch_size)
         return self._get_samples((steps, envs), env)
 
-    def _get_samples(self, batch_inds: Any, env: VecNormalize | None = None) -> ObservationSamples:
+    # samples of observations only (SB3's sample types carry actions and rewards too)
+    def _get_samples(  # type: ignore[override]
+        self, batch_inds: Any, env: VecNormalize | None = None,
+    ) -> ObservationSamples:
         steps, envs = batch_inds
-        obs = self._normalize_obs(self.observations[steps, envs], env)
+        obs = cast(np.ndarray, self._normalize_obs(self.observations[steps, envs], env))  # Box observations
         return ObservationSamples(self.to_torch(obs))
 
     def stored(self) -> int:

@@ -22,6 +22,7 @@ def fold_norm(
     :param bias: ``[out]`` its bias, or ``None``
     :param bn: the batch normalisation after it
     """
+    assert bn.running_var is not None and bn.running_mean is not None  # evaluation-mode statistics are tracked
     scale = (bn.weight.detach().double() / th.sqrt(bn.running_var.detach().double() + bn.eps)).cpu().numpy()
     shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.detach().double().cpu().numpy() * scale
     bias = np.zeros_like(scale) if bias is None else bias

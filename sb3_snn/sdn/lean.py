@@ -89,10 +89,10 @@ def _conv_current(work, in_off, cur_off, out_channels, run, n_taps, ints, taps_o
                 c0[j] = c0[j] + a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
                 c1[j] = c1[j] + e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
             tap += 4
-        for tap in range(tap, n_taps):
-            o0 = in_off + ints[taps_off + tap]
+        for rest in range(tap, n_taps):  # the taps left over after the groups of four
+            o0 = in_off + ints[taps_off + rest]
             s0 = work[o0: o0 + run]
-            a0, e0 = floats[r0 + tap], floats[r1 + tap]
+            a0, e0 = floats[r0 + rest], floats[r1 + rest]
             for j in range(run):
                 c0[j] += a0 * s0[j]
                 c1[j] += e0 * s0[j]
@@ -196,7 +196,8 @@ def _split(source, base, divide, work, dst_off, channels, height, width, channel
 
 
 @njit(cache=True)
-def _lean_kernel(obs, divide, ints, floats, work, logits, actions, counts):  # pragma: no cover
+def _lean_kernel(obs, divide, ints, floats, work, logits, actions, counts):  # noqa: C901  # pragma: no cover
+    # C901: kept as one function, numba compiles the whole batch loop nest to one native function
     """Logits, greedy actions and spike counts of a batch of flattened observations ``[batch, n]``.
 
     ``ints`` / ``floats`` are the tables of :class:`LeanStudent` (layout in its ``_build``); ``work``
@@ -235,11 +236,12 @@ def _lean_kernel(obs, divide, ints, floats, work, logits, actions, counts):  # p
                 r = spec + layer * _SPEC_WIDTH
                 if layer > 0 or fresh:
                     if ints[r + _S_KIND] == _CONV:
-                        _conv_current(work, ints[r + _S_IN_OFF], ints[r + _S_CUR_OFF], ints[r + _S_OUT_CH], ints[r + _S_RUN],
-                                      ints[r + _S_FAN_IN], ints, ints[r + _S_TAPS], floats, ints[r + _S_W_OFF], ints[r + _S_B_OFF])
+                        _conv_current(work, ints[r + _S_IN_OFF], ints[r + _S_CUR_OFF], ints[r + _S_OUT_CH],
+                                      ints[r + _S_RUN], ints[r + _S_FAN_IN], ints, ints[r + _S_TAPS], floats,
+                                      ints[r + _S_W_OFF], ints[r + _S_B_OFF])
                     else:
-                        _linear_current(work, ints[r + _S_IN_OFF], ints[r + _S_FAN_IN], ints[r + _S_CUR_OFF], ints[r + _S_WIDE],
-                                        floats, ints[r + _S_W_OFF], ints[r + _S_B_OFF])
+                        _linear_current(work, ints[r + _S_IN_OFF], ints[r + _S_FAN_IN], ints[r + _S_CUR_OFF],
+                                        ints[r + _S_WIDE], floats, ints[r + _S_W_OFF], ints[r + _S_B_OFF])
                 _lif_step(work, ints[r + _S_CUR_OFF], ints[r + _S_V_OFF], ints[r + _S_SPK_OFF], ints[r + _S_WIDE], t == 0,
                           decay, threshold, row_counts, ints[r + _S_CNT_OFF])
                 if ints[r + _S_NEXT_CONV] == 1:  # phase-split for the next convolution (fully connected: read in place)
@@ -274,7 +276,7 @@ class _Layout:
     def __init__(self, synapse: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
         self.conv = isinstance(synapse, nn.Conv2d)
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
-        if not self.conv:  # input: flat; outputs: as they are
+        if not isinstance(synapse, nn.Conv2d):  # input: flat; outputs: as they are
             self.size, self.wide = int(np.prod(in_shape)), int(np.prod(out_shape))
             return
         channels, height, width = in_shape
@@ -307,7 +309,7 @@ class _Layout:
         return (oc * self.run + oy * self.cols + ox).ravel()
 
 
-def _folded(synapse: nn.Module, norm: nn.Module | None) -> tuple[np.ndarray, np.ndarray]:
+def _folded(synapse: nn.Linear | nn.Conv2d, norm: nn.Module | None) -> tuple[np.ndarray, np.ndarray]:
     """Float64 weight and bias of ``synapse`` with the evaluation-mode batch normalisation after it folded in."""
     weight = synapse.weight.detach().double().cpu().numpy()
     bias = np.zeros(weight.shape[0]) if synapse.bias is None else synapse.bias.detach().double().cpu().numpy()
@@ -341,11 +343,13 @@ class LeanStudent:
         self._pool: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []  # work area, logits, counts
         self._build(network)
 
-    def _build(self, network: Any) -> None:  # noqa: PLR0915 (one table layout, written once)
+    def _build(self, network: Any) -> None:
         steps = network.n_steps
         distinct = network.n_frames if network.encoding == "frames" else 1
-        layouts = [_Layout(s, *shapes) for s, shapes in zip(network.synapses, network.shapes)]
-        offset, ints, floats = 0, [np.zeros(0, np.int64)], [np.zeros(_F_HEADER, np.float32)]
+        layouts = [_Layout(s, *shapes) for s, shapes in zip(network.synapses, network.shapes, strict=True)]
+        offset = 0
+        ints: list[np.ndarray] = [np.zeros(0, np.int64)]
+        floats: list[np.ndarray] = [np.zeros(_F_HEADER, np.float32)]
         positions = {"int": 0, "float": _F_HEADER}
 
         def reserve(size: int) -> int:  # a region of the work area
@@ -365,7 +369,7 @@ class LeanStudent:
         previous: tuple[_Layout, int] | None = None  # the layer before and its spike buffer
         self.counts_layout: list[tuple[str, int, np.ndarray, tuple[int, ...]]] = []
         count_off = 0
-        for i, (layout, synapse) in enumerate(zip(layouts, network.synapses)):
+        for i, (layout, synapse) in enumerate(zip(layouts, network.synapses, strict=True)):
             row = spec[i]
             weight, bias = _folded(synapse, network.norms[i] if network.norm is not None else None)
             row[_S_B_OFF] = add(bias, "float")
@@ -422,7 +426,8 @@ class LeanStudent:
         header[_H_SPEC] = _HEADER
         if layouts and layouts[0].conv:
             first = layouts[0]
-            header[_H_IN_CONV], header[_H_IN_S], header[_H_IN_PLANE], header[_H_IN_COLS] = 1, first.stride, first.plane, first.cols
+            header[_H_IN_CONV], header[_H_IN_S] = 1, first.stride
+            header[_H_IN_PLANE], header[_H_IN_COLS] = first.plane, first.cols
             header[_H_IN_C], header[_H_IN_H], header[_H_IN_W] = first.in_shape
         spec[:, _S_TAPS] += _HEADER + spec.size  # table positions -> absolute
         self.ints = np.concatenate([header, spec.ravel(), *ints])
@@ -431,7 +436,9 @@ class LeanStudent:
         self.floats[_F_RATE_SCALE], self.floats[_F_READOUT_DECAY] = network.rate_scale, network.readout_decay
         self.work_size, self.n_counts = offset, count_off
 
-    def __call__(self, obs: np.ndarray, divide: bool = False, logits: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    def __call__(
+        self, obs: np.ndarray, divide: bool = False, logits: bool = True,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Logits ``[batch, n_actions]`` (float32; ``None`` unless ``logits``), greedy actions ``[batch]``
         (int64) and raw spike counts (float32, read them with :meth:`split_counts`; a buffer reused by
         later calls) of raw observations.
@@ -453,6 +460,7 @@ class LeanStudent:
             work, out, counts = np.zeros(self.work_size, np.float32), None, None
         if out is None or out.shape[0] != batch:
             out, counts = np.empty((batch, self.n_actions), np.float32), np.empty((batch, self.n_counts), np.float32)
+        assert counts is not None  # pooled together with its logits buffer
         actions = np.empty(batch, np.int64)
         _lean_kernel(flat, divide, self.ints, self.floats, work, out, actions, counts)
         self._pool.append((work, out, counts))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch as th
@@ -144,6 +144,8 @@ class SpikingStudent(nn.Module):
         :meth:`spiking_description`.
     """
 
+    calibrated: th.Tensor  # a buffer (registered in __init__)
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -258,7 +260,7 @@ class SpikingStudent(nn.Module):
         functional.reset_net(self)
         x = self.encode(obs)
         batch, spikes = obs.shape[0], {}
-        for index, (name, synapse, population) in enumerate(zip(self.names, self.synapses, self.neurons)):
+        for index, (name, synapse, population) in enumerate(zip(self.names, self.synapses, self.neurons, strict=True)):
             if isinstance(synapse, nn.Linear):
                 x = x.flatten(2)
             current = synapse(x.flatten(0, 1))  # the synaptic operation of all steps at once: [steps * batch, ...]
@@ -283,7 +285,7 @@ class SpikingStudent(nn.Module):
         batch, spikes = obs.shape[0], {}
         on_cpu = x.device.type == "cpu" and x.dtype in (th.float32, th.float64)
         repeats = self.steps_per_frame if self.encoding == "frames" else self.n_steps
-        for index, (name, synapse) in enumerate(zip(self.names, self.synapses)):
+        for index, (name, synapse) in enumerate(zip(self.names, self.synapses, strict=True)):
             if isinstance(synapse, nn.Linear):
                 x = x.flatten(2)
             steps = x.shape[0]
@@ -293,7 +295,8 @@ class SpikingStudent(nn.Module):
             steps_each = repeats if index == 0 else 1  # first layer: one current per distinct input, repeated
             if on_cpu:  # numpy views of the same memory: no copies
                 flat = current.numpy()
-                x = th.from_numpy(lif_numpy(flat.reshape(steps, batch, *flat.shape[1:]), self.decay, self.threshold, steps_each))
+                x = th.from_numpy(lif_numpy(flat.reshape(steps, batch, *flat.shape[1:]), self.decay, self.threshold,
+                                            steps_each))
             else:
                 x = lif_inference(current.view(steps, batch, *current.shape[1:]), self.decay, self.threshold, steps_each)
             spikes[name] = x
@@ -337,7 +340,7 @@ class SpikingStudent(nn.Module):
             return cached[2]
         entries = self._lean_entries()
         plan = None
-        tensors = [entry[2] for entry in entries if entry[3] is not None]
+        tensors = [cast(th.Tensor, entry[2]) for entry in entries if entry[3] is not None]  # versioned: tensors
         if all(t.device.type == "cpu" and (t.dtype == th.float32 or not t.is_floating_point()) for t in tensors):
             from sb3_snn.sdn.lean import LeanStudent  # imports numba: only when first used
 
@@ -352,7 +355,9 @@ class SpikingStudent(nn.Module):
         """Drop the cached compiled inference path (rebuilt at the next :meth:`lean`)."""
         self.__dict__.pop("_lean_cache", None)
 
-    def forward_lean(self, obs: np.ndarray, divide: bool = False, logits: bool = True) -> tuple[np.ndarray | None, np.ndarray] | None:
+    def forward_lean(
+        self, obs: np.ndarray, divide: bool = False, logits: bool = True,
+    ) -> tuple[np.ndarray | None, np.ndarray] | None:
         """Logits ``[batch, n_actions]`` (float32) and greedy actions ``[batch]`` (int64) of raw numpy
         observations ``[batch, *input_shape]`` through :meth:`lean` (one compiled call), or ``None`` where
         the lean path does not apply. The logits equal :meth:`forward_fast`'s to float32 rounding (the
@@ -428,7 +433,8 @@ class SpikingStudent(nn.Module):
         :param max_iterations: scaling steps per layer at most
         """
         rates: dict[str, float] = {}
-        for index, (name, synapse) in enumerate(zip(self.names, self.synapses)):
+        for index, (name, module) in enumerate(zip(self.names, self.synapses, strict=True)):
+            synapse = cast(nn.Linear | nn.Conv2d, module)
             if self.norm is not None and not isinstance(self.norms[index], nn.Identity):
                 self(obs)  # normalised: the norm sets the scale, scaling the weights would change nothing
                 rates[name] = float(self.last_spike_counts[name].mean()) / self.n_steps
@@ -455,12 +461,13 @@ class SpikingStudent(nn.Module):
             model="IF" if self.decay == 1.0 else "LIF", threshold=self.threshold, decay=self.decay, reset="zero"
         )
         layers: list[Layer] = []
-        for index, (name, synapse, (in_shape, out_shape)) in enumerate(zip(self.names, self.synapses, self.shapes)):
+        named = zip(self.names, self.synapses, self.shapes, strict=True)
+        for index, (name, synapse, (in_shape, out_shape)) in enumerate(named):
             if isinstance(synapse, nn.Linear) and _needs_flatten(layers, self.flat_input):
                 layers.append(Layer("flatten", "flatten", self.flat_input, (int(np.prod(self.flat_input)),)))
             layer = _layer(name, synapse, in_shape, out_shape, population)
             if self.norm is not None and not isinstance(self.norms[index], nn.Identity):  # inference: affine, folded in
-                layer = _fold_norm(layer, self.norms[index])
+                layer = _fold_norm(layer, cast(nn.modules.batchnorm._BatchNorm, self.norms[index]))
             layers.append(layer)
         if _needs_flatten(layers, self.flat_input):
             layers.append(Layer("flatten", "flatten", self.flat_input, (int(np.prod(self.flat_input)),)))
@@ -471,7 +478,8 @@ class SpikingStudent(nn.Module):
             readout = {"kind": "membrane_mean", "scale": 1.0}
         layers.append(_layer("out", self.out, *self.out_shape, out_population))
         if self.encoding == "frames":
-            encoding = {"kind": "frames", "n_frames": self.n_frames, "steps_per_frame": self.steps_per_frame, "frame_axis": 0}
+            encoding = {"kind": "frames", "n_frames": self.n_frames, "steps_per_frame": self.steps_per_frame,
+                        "frame_axis": 0}
         else:
             encoding = {"kind": "analog"}
         return SpikingDescription(
@@ -485,8 +493,10 @@ def _entries_unchanged(entries: list[tuple[dict, str, object, int | None, int | 
     for store, key, obj, version, pointer in entries:
         if store.get(key) is not obj:
             return False
-        if version is not None and (obj._version != version or obj.data_ptr() != pointer):  # type: ignore[attr-defined]
-            return False
+        if version is not None:
+            tensor = cast(th.Tensor, obj)  # the entries with a version are tensors
+            if tensor._version != version or tensor.data_ptr() != pointer:
+                return False
     return True
 
 
@@ -495,11 +505,13 @@ def _synapse(synapse: nn.Module, x: th.Tensor) -> th.Tensor:
     call's overhead: the same functional call its ``forward`` makes."""
     if isinstance(synapse, nn.Linear):
         return nn.functional.linear(x, synapse.weight, synapse.bias)
-    return nn.functional.conv2d(x, synapse.weight, synapse.bias, synapse.stride, synapse.padding, synapse.dilation, synapse.groups)
+    conv = cast(nn.Conv2d, synapse)
+    return nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 def _fold_norm(layer: Layer, bn: nn.modules.batchnorm._BatchNorm) -> Layer:
     """``layer`` with the (evaluation-mode) batch normalisation that follows it folded into its weights."""
+    assert layer.weight is not None  # a synaptic layer
     weight, bias = fold_norm(layer.weight, layer.bias, bn)
     return dataclasses.replace(layer, weight=weight, bias=bias)
 
@@ -509,9 +521,12 @@ def _needs_flatten(layers: list[Layer], flat_input: tuple[int, ...]) -> bool:
     return len(flat_input) != 1 and not any(layer.kind in ("flatten", "linear") for layer in layers)
 
 
-def _layer(name: str, synapse: nn.Module, in_shape: tuple, out_shape: tuple, population: NeuronPopulation) -> Layer:
+def _layer(name: str, module: nn.Module, in_shape: tuple, out_shape: tuple, population: NeuronPopulation) -> Layer:
+    synapse = cast(nn.Linear | nn.Conv2d, module)
     weight = synapse.weight.detach().cpu().double().numpy().copy()
     bias = None if synapse.bias is None else synapse.bias.detach().cpu().double().numpy().copy()
     if isinstance(synapse, nn.Conv2d):
-        return Layer(name, "conv2d", in_shape, out_shape, weight, bias, tuple(synapse.stride), tuple(synapse.padding), population)
+        stride = cast(tuple[int, int], tuple(synapse.stride))
+        padding = cast(tuple[int, int], tuple(synapse.padding))  # numeric: the student's convolutions are unpadded
+        return Layer(name, "conv2d", in_shape, out_shape, weight, bias, stride, padding, population)
     return Layer(name, "linear", in_shape, out_shape, weight, bias, neuron=population)

@@ -53,6 +53,10 @@ class SDNPolicy(BasePolicy):
     """
 
     served_algos = ("sdn",)
+    # checked in __init__
+    observation_space: spaces.Box
+    action_space: spaces.Discrete
+    network: SpikingStudent
 
     def __init__(
         self,
@@ -87,7 +91,10 @@ class SDNPolicy(BasePolicy):
         self.conv_arch = [tuple(layer) for layer in conv_arch] if conv_arch is not None else []
         if n_steps is None:
             n_steps = observation_space.shape[0] if encoding == "frames" else 8
-        self.student_kwargs = dict(
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+            raise ValueError(f"{type(self).__name__}: n_steps (time steps per action) must be an integer of at least 1, "
+                             f"got {n_steps!r}")
+        self.student_kwargs: dict[str, Any] = dict(
             threshold=threshold, decay=decay, surrogate=surrogate, surrogate_alpha=surrogate_alpha,
             n_steps=n_steps, encoding=encoding, readout=readout, readout_decay=readout_decay, rate_scale=rate_scale,
             norm=norm,
@@ -99,7 +106,9 @@ class SDNPolicy(BasePolicy):
             self.observation_space.shape, int(self.action_space.n), conv_arch=self.conv_arch,
             net_arch=self.net_arch, **self.student_kwargs,
         )
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # every torch optimizer takes lr (SB3 builds its optimizers the same way)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
         # what preprocess_obs does to a Box observation, decided once
         self._scale_images = bool(self.normalize_images and is_image_space(self.observation_space))
 
@@ -133,7 +142,7 @@ class SDNPolicy(BasePolicy):
         """Logits ``[batch, n_actions]`` of a batch of raw observations."""
         return self.network(self.preprocess(obs))
 
-    def _predict(self, observation: th.Tensor, deterministic: bool = True) -> th.Tensor:
+    def _predict(self, observation: th.Tensor | dict[str, th.Tensor], deterministic: bool = True) -> th.Tensor:
         """Greedy actions ``[batch]`` of raw observations (``deterministic`` is ignored: the student acts greedily).
 
         On the CPU in evaluation mode (as SB3's ``predict`` calls it) this is the compiled inference path
@@ -143,7 +152,8 @@ class SDNPolicy(BasePolicy):
         :param observation: ``[batch, *obs_shape]`` raw observations
         :param deterministic: ignored
         """
-        network = self._modules["network"]  # skips nn.Module.__getattr__
+        observation = cast(th.Tensor, observation)  # a Box observation space: one tensor
+        network = cast(SpikingStudent, self._modules["network"])  # skips nn.Module.__getattr__
         if observation.device.type == "cpu" and not network.training and not observation.requires_grad:
             result = network.forward_lean(observation.numpy(), self._scale_images, False)  # the compiled CPU path
             if result is not None:

@@ -8,20 +8,24 @@ distillation loss (:mod:`sb3_snn.sdn.losses`) by backpropagation through time, i
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
+from sb3_snn.common.safe_zip import load_algorithm
 from sb3_snn.sdn.buffers import ObservationBuffer
 from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics
 from sb3_snn.sdn.policies import SDNCnnPolicy, SDNPolicy
 from sb3_snn.sdn.teachers import Teacher, as_teacher
+from sb3_snn.sdn.tuning import sample_sdn_params
 
 SelfSDN = TypeVar("SelfSDN", bound="SDN")
 
@@ -62,6 +66,9 @@ class SDN(OffPolicyAlgorithm):
         "SDNPolicy": SDNPolicy, "SDNCnnPolicy": SDNCnnPolicy, "MlpPolicy": SDNPolicy, "CnnPolicy": SDNCnnPolicy,
     }
     policy: SDNPolicy
+    #: rl_zoo3 ``-optimize`` search space (distillation settings, width, steps, tdBN), installed by
+    #: :mod:`sb3_snn.zoo.samplers`
+    hyperparameter_sampler = staticmethod(sample_sdn_params)
 
     def __init__(
         self,
@@ -140,6 +147,31 @@ class SDN(OffPolicyAlgorithm):
             self.calibrate_rate = calibrate_rate
         self.teacher = found
 
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfSDN],
+        path: str | Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        *,
+        trusted: bool = False,
+        **kwargs: Any,
+    ) -> SelfSDN:
+        """Load a zip saved by ``SDN`` (``BaseAlgorithm.load``'s arguments) without running code from the file:
+        its pickled entries are rebuilt from their readable keys (:func:`sb3_snn.common.safe_zip.load_algorithm`).
+        A zip holding another algorithm's policy (a DQN, say) is refused. The teacher is not in the zip;
+        ``teacher_path``, if saved, is loaded safely when training needs it.
+
+        :param trusted: use SB3's loader unchanged, which unpickles the file's entries and runs any code
+            they hold: only for files you wrote or whose author you trust
+        """
+        model = load_algorithm(cls, path, env=env, device=device, custom_objects=custom_objects, trusted=trusted,
+                               print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        return cast(SelfSDN, model)
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "teacher"]
 
@@ -155,7 +187,8 @@ class SDN(OffPolicyAlgorithm):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """The student's greedy action (a random one with probability ``exploration_rate`` when not deterministic)."""
         if not deterministic and self.exploration_rate > 0 and np.random.rand() < self.exploration_rate:
-            n_batch = observation.shape[0] if self.policy.is_vectorized_observation(observation) else None
+            vectorized = self.policy.is_vectorized_observation(observation)
+            n_batch = cast(np.ndarray, observation).shape[0] if vectorized else None  # Box observations
             if n_batch is None:
                 return np.array(self.action_space.sample()), state
             return np.array([self.action_space.sample() for _ in range(n_batch)]), state

@@ -14,12 +14,14 @@ preprocessing inside its networks); the student sees the same raw observation it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_snn.common.models import acting_network, acting_scores, load_model
+from sb3_snn.common.safe_zip import saved_spaces
 
 #: What a teacher's acting network may be (:func:`sb3_snn.common.models.acting_network`'s kinds).
 TEACHER_KINDS = {"q": "DQN / DDQN", "quantile": "QR-DQN", "actor": "PPO / A2C"}
@@ -37,7 +39,10 @@ class Teacher:
 
     def __init__(self, model: BaseAlgorithm) -> None:
         if not isinstance(model.action_space, spaces.Discrete):
-            raise TeacherMismatchError(f"the teacher must have a Discrete action space, got {model.action_space}")
+            raise TeacherMismatchError(
+                f"distillation needs a teacher with Discrete actions, got {type(model).__name__} with "
+                f"{type(model.action_space).__name__} actions {model.action_space}"
+            )
         self.model = model
         self.policy = model.policy
         self.kind = acting_network(model).kind
@@ -55,7 +60,7 @@ class Teacher:
     @property
     def n_actions(self) -> int:
         """Number of discrete actions."""
-        return int(self.model.action_space.n)
+        return int(cast(spaces.Discrete, self.model.action_space).n)  # checked in __init__
 
     def parameter_bytes(self, acting_only: bool = True) -> int:
         """Bytes of the teacher's parameters.
@@ -98,26 +103,39 @@ class Teacher:
             )
 
 
-def load_teacher(path: str | Path, device: th.device | str = "cpu") -> BaseAlgorithm:
+def load_teacher(path: str | Path, device: th.device | str = "cpu", trusted: bool = False) -> BaseAlgorithm:
     """Load a teacher zip, the algorithm inferred from the saved policy class
-    (:func:`sb3_snn.common.models.load_model`: a DDQN teacher loads as DQN, which acts the same).
+    (:func:`sb3_snn.common.models.load_model`: a DDQN teacher loads as DQN, which acts the same), without
+    running code from the file unless ``trusted``.
 
     :param path: the ``.zip`` written by ``model.save`` (or rl_zoo3)
     :param device: torch device of the teacher
+    :param trusted: load with SB3's own loader (it unpickles the file: only for files you trust)
+    :raises TeacherMismatchError: the zip's action space is not ``Discrete`` (read before anything is built)
     """
-    return load_model(path, device=device)
+    if not trusted:
+        _, action_space, policy_class = saved_spaces(path)
+        if not isinstance(action_space, spaces.Discrete):
+            raise TeacherMismatchError(
+                f"teacher {path}: distillation needs Discrete actions, got {type(action_space).__name__} "
+                f"{action_space} (policy {policy_class.__name__}); expected a DQN, DDQN, QR-DQN, PPO or A2C teacher"
+            )
+    return load_model(path, device=device, trusted=trusted)
 
 
-def as_teacher(teacher: Teacher | BaseAlgorithm | str | Path, device: th.device | str = "cpu") -> Teacher:
+def as_teacher(
+    teacher: Teacher | BaseAlgorithm | str | Path, device: th.device | str = "cpu", trusted: bool = False
+) -> Teacher:
     """Wrap a model, a zip path or an existing :class:`Teacher`.
 
     :param teacher: what to wrap
     :param device: device a teacher loaded from a path is put on
+    :param trusted: a path is loaded with SB3's own loader (see :func:`load_teacher`)
     """
     if isinstance(teacher, Teacher):
         return teacher
     if isinstance(teacher, (str, Path)):
-        teacher = load_teacher(teacher, device=device)
+        teacher = load_teacher(teacher, device=device, trusted=trusted)
     if not isinstance(teacher, BaseAlgorithm):
         raise TypeError(f"a teacher is an SB3 model or a path to its zip, got {type(teacher).__name__}")
     return Teacher(teacher)

@@ -20,6 +20,7 @@ whose parameters are in ``params``; backends that only run discrete-time neurons
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ class SpikingDescription:
         """Write ``description.json`` and ``weights.npz`` into the folder ``path``; returns it."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # numpy arrays; Any lets ``**arrays`` pass np.savez's keyword parameters
         layers = []
         for layer in self.layers:
             record = asdict(layer)
@@ -175,30 +176,40 @@ class SpikingDescription:
         for needed in (json_path, npz_path):
             if not needed.is_file():
                 raise FileNotFoundError(f"spiking description: missing {needed}")
-        document = json.loads(json_path.read_text())
+        try:
+            document = json.loads(json_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{json_path}: not valid JSON (truncated or corrupted?): {error}") from error
+        if not isinstance(document, dict):
+            raise ValueError(f"{json_path}: expected a JSON object, got a {type(document).__name__}")
         if document.get("format") != FORMAT:
             raise ValueError(f"{json_path}: not a spiking description (format={document.get('format')!r})")
         if document.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"{json_path}: format version {document.get('format_version')} is not supported (expected {FORMAT_VERSION})"
             )
-        with np.load(npz_path, allow_pickle=False) as arrays:
-            layers = []
-            for record in document["layers"]:
-                for key in ("weight", "bias"):
-                    if record[key] is not None:
-                        record[key] = arrays[record[key]]
-                neuron = record.pop("neuron")
-                layers.append(Layer(**record, neuron=NeuronPopulation(**neuron) if neuron else None))
-        return cls(
-            layers=layers,
-            input_shape=tuple(document["input_shape"]),
-            encoding=document["encoding"],
-            timesteps=int(document["timesteps"]),
-            readout=document["readout"],
-            n_actions=int(document["n_actions"]),
-            metadata=document.get("metadata", {}),
-        )
+        try:
+            with np.load(npz_path, allow_pickle=False) as arrays:
+                layers = []
+                for record in document["layers"]:
+                    for key in ("weight", "bias"):
+                        if record[key] is not None:
+                            record[key] = arrays[record[key]]
+                    neuron = record.pop("neuron")
+                    layers.append(Layer(**record, neuron=NeuronPopulation(**neuron) if neuron else None))
+            return cls(
+                layers=layers,
+                input_shape=tuple(document["input_shape"]),
+                encoding=document["encoding"],
+                timesteps=int(document["timesteps"]),
+                readout=document["readout"],
+                n_actions=int(document["n_actions"]),
+                metadata=document.get("metadata", {}),
+            )
+        except KeyError as error:
+            raise ValueError(f"{json_path} / {npz_path.name}: missing entry {error}") from error
+        except (TypeError, zipfile.BadZipFile, OSError) as error:
+            raise ValueError(f"{folder}: malformed spiking description: {error}") from error
 
 
 def _json_default(value: Any) -> Any:

@@ -47,6 +47,7 @@ def layer_current(layer: Layer, x: th.Tensor) -> th.Tensor:
     bias = None if layer.bias is None else th.as_tensor(layer.bias, dtype=x.dtype)
     if layer.kind == "flatten":
         return x.flatten(1)
+    assert weight is not None  # synaptic layers carry a weight
     if layer.kind == "linear":
         return F.linear(x, weight, bias)
     return F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding)
@@ -119,6 +120,7 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
                 x = spikes
             readout_sum = x.clone() if readout_sum is None else readout_sum + x
     last = description.layers[-1]
+    assert readout_sum is not None, "a description runs for at least one time step"
     outputs = _readout(description, last, readout_sum, potentials.get(last.name), counts.get(last.name), steps)
     return SimulationResult(
         outputs=outputs.reshape(batch, -1).numpy(),

@@ -20,9 +20,11 @@ from sb3_snn.spiking.description import Layer, SpikingDescription
 def dense_macs(layer: Layer) -> int:
     """Multiply-accumulates of one dense (ANN) evaluation of a layer."""
     if layer.kind == "linear":
+        assert layer.weight is not None  # synaptic layers carry a weight
         return int(np.prod(layer.weight.shape))
     if layer.kind == "conv2d":
-        out_c, in_c, kh, kw = layer.weight.shape
+        assert layer.weight is not None
+        _, in_c, kh, kw = layer.weight.shape
         return int(np.prod(layer.output_shape) * in_c * kh * kw)
     return 0
 
@@ -37,12 +39,15 @@ def fan_out(layer: Layer) -> np.ndarray:
 def _fan_out(kind: str, input_shape: tuple, output_shape: tuple, weight_shape: tuple | None,
              stride: tuple, padding: tuple) -> np.ndarray:
     if kind == "linear":
+        assert weight_shape is not None  # synaptic layers carry a weight
         return np.full(input_shape, weight_shape[0], dtype=np.int64)
     if kind == "conv2d":
+        assert weight_shape is not None
         # d(sum of outputs)/d(input) with all-ones kernels counts, for every input element, the
         # (output position, output channel) pairs it reaches: its fan-out, borders and padding included.
         x = th.ones((1, *input_shape), dtype=th.float64, requires_grad=True)
         F.conv2d(x, th.ones(weight_shape, dtype=th.float64), stride=stride, padding=padding).sum().backward()
+        assert x.grad is not None
         return x.grad[0].round().to(th.int64).numpy()
     return np.zeros(input_shape, dtype=np.int64)
 

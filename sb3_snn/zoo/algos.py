@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -11,22 +12,34 @@ from sb3_snn import registry
 from sb3_snn.configs import zoo_config
 
 
+_WARNED: set[str] = set()
+
+
 def install_algos() -> dict[str, type[BaseAlgorithm]]:
-    """Add every registered algorithm to ``rl_zoo3.utils.ALGOS`` and give it the tuning sampler of
-    the stock algorithm it derives from (DDQN tunes like DQN). Returns the ALGOS table."""
+    """Add every registered algorithm to ``rl_zoo3.utils.ALGOS`` and install the tuning samplers
+    (:func:`sb3_snn.zoo.samplers.install_samplers`: each algorithm's and policy's
+    ``hyperparameter_sampler``, else the stock algorithm's it derives from). Returns the ALGOS table."""
     from rl_zoo3 import hyperparams_opt
     from rl_zoo3.utils import ALGOS
 
+    from sb3_snn.zoo.samplers import install_samplers
+
     stock = dict(ALGOS)
-    for name, plugin in registry.plugins("algos").items():
+    for name, plugin in registry.plugins("algos").items():  # classes only: the registry skips anything else
+        if name in stock and stock[name] is not plugin.target:
+            if name not in _WARNED:  # the zoo's own algorithm keeps its id
+                _WARNED.add(name)
+                warnings.warn(f"sb3-snn: algo {name!r} from distribution {plugin.distribution!r} has the id of "
+                              f"rl_zoo3's {stock[name].__name__}; --algo {name} stays rl_zoo3's",
+                              registry.PluginLoadWarning, stacklevel=2)
+            continue
         ALGOS.setdefault(name, plugin.target)
         for base_name, base in stock.items():
-            if issubclass(plugin.target, base) and base_name in hyperparams_opt.HYPERPARAMS_SAMPLER:
-                hyperparams_opt.HYPERPARAMS_SAMPLER.setdefault(name, hyperparams_opt.HYPERPARAMS_SAMPLER[base_name])
-                if base_name in hyperparams_opt.HYPERPARAMS_CONVERTER:
-                    converter = hyperparams_opt.HYPERPARAMS_CONVERTER[base_name]
-                    hyperparams_opt.HYPERPARAMS_CONVERTER.setdefault(name, converter)
+            if issubclass(plugin.target, base) and base_name in hyperparams_opt.HYPERPARAMS_CONVERTER:
+                # rl_zoo3's --trial-id path for trials sampled by the stock sampler
+                hyperparams_opt.HYPERPARAMS_CONVERTER.setdefault(name, hyperparams_opt.HYPERPARAMS_CONVERTER[base_name])
                 break
+    install_samplers(ALGOS)
     return ALGOS
 
 

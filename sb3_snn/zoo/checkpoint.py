@@ -1,126 +1,223 @@
-"""Training that survives being killed: periodic checkpoints of the model and its replay buffer.
+"""Training that survives being killed: periodic checkpoints of the model, its replay buffer and its episodes.
 
-A run writes ``checkpoint.zip`` (SB3's model format) and ``replay_buffer.npz`` (the buffer's arrays,
-no pickle) every ``every`` steps, each written to a temporary name and renamed, so a SIGKILL at any
-moment leaves either the previous checkpoint or the new one, never a torn file. Rerunning the same
-call loads the checkpoint and trains only the remaining steps: at most one interval is lost.
+Every ``every`` environment steps a run writes into its checkpoint folder
+
+- ``replay_buffer_<S>.npz``: the replay buffer's arrays and position (no pickle), off-policy models only;
+- ``episodes_<S>.json``: for each training env's ``Monitor`` file, how many episodes it held and the length
+  and reward of the episode in progress;
+- ``checkpoint.zip``: the model (SB3's format), holding ``num_timesteps`` = ``S``, written last.
+
+Each file is written under a temporary name and renamed, and the step-tagged files of older checkpoints
+are removed only after ``checkpoint.zip`` names the new step, so a SIGKILL at any moment leaves one
+consistent checkpoint. A checkpoint is taken between two rollouts (SB3's ``on_rollout_start``): the
+transitions of the last step are stored, the gradient steps of the last rollout are done and the
+exploration rate is updated, so the buffer holds exactly ``S`` transitions per env (SB3 stores a
+transition after the callbacks' ``on_step``, which is why a checkpoint taken there is one short).
+
+Resuming (:func:`restore_checkpoint`) puts the checkpoint's weights, optimizer state, counters
+(``num_timesteps``, updates, exploration) and buffer into a model freshly built from the same settings,
+and :func:`restore_monitor_files` cuts each Monitor file back to the checkpoint: episodes that ended
+after it are dropped (the resumed run plays those steps again), and the episode in progress, which the
+resumed run cannot continue (its env is reset), is written as one cut-short episode. The cumulative
+episode lengths of the Monitor files are then the run's own step axis across any number of resumptions.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
-from collections.abc import Callable
+import re
+import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.type_aliases import MaybeCallback
 
-CHECKPOINT, BUFFER = "checkpoint.zip", "replay_buffer.npz"
+CHECKPOINT = "checkpoint.zip"
+BUFFER = "replay_buffer_{}.npz"
+EPISODES = "episodes_{}.json"
+_TAGGED = re.compile(r"^(replay_buffer|episodes)_(\d+)\.(npz|json)$")
+
+#: Attributes of a model that move on during training (everything else comes from its settings).
+COUNTERS = ("num_timesteps", "_n_updates", "_n_calls", "_episode_num", "exploration_rate",
+            "_current_progress_remaining")
 
 
 def save_buffer(buffer: ReplayBuffer, path: Path) -> None:
     """Write every array of a replay buffer, and its position, to ``path`` (npz, atomically)."""
     arrays: dict[str, Any] = {name: value for name, value in vars(buffer).items() if isinstance(value, np.ndarray)}
     arrays["_pos"], arrays["_full"] = np.array(buffer.pos), np.array(buffer.full)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
 
 def load_buffer(buffer: ReplayBuffer, path: Path) -> None:
-    """Fill ``buffer`` (already built with the right sizes) from :func:`save_buffer`'s file."""
+    """Fill ``buffer`` (already built with the right sizes) from :func:`save_buffer`'s file.
+
+    :raises ValueError: an array of the file has another shape than the buffer's (the message names it)
+    """
     with np.load(path, allow_pickle=False) as arrays:
         for name in arrays.files:
             if name.startswith("_"):
                 continue
             current = getattr(buffer, name, None)
             if not isinstance(current, np.ndarray) or current.shape != arrays[name].shape:
-                raise ValueError(f"{path}: replay buffer array {name!r} does not match the model's buffer")
+                found = None if current is None else getattr(current, "shape", type(current).__name__)
+                raise ValueError(f"{path}: replay buffer array {name!r} has shape {arrays[name].shape}, "
+                                 f"the model's buffer {found} (was the run's buffer_size or env changed?)")
             current[...] = arrays[name]
         buffer.pos, buffer.full = int(arrays["_pos"]), bool(arrays["_full"])
 
 
-class CheckpointCallback(BaseCallback):
-    """Save model (+ replay buffer) into ``folder`` every ``every`` environment steps."""
+def _monitor_state(model: BaseAlgorithm, monitor_dir: Path | None) -> list[dict[str, Any]]:
+    """Per training env: its Monitor file, the episodes it holds, and the episode in progress."""
+    env = model.get_env()
+    if monitor_dir is None or env is None:
+        return []
+    try:
+        in_progress = env.get_attr("rewards")  # Monitor's rewards of the episode in progress
+    except AttributeError:  # no Monitor in the env
+        return []
+    state = []
+    for rank, rewards in enumerate(in_progress):
+        path = Path(monitor_dir) / f"{rank}.monitor.csv"  # make_vec_env's name for env ``rank``
+        if not path.is_file():
+            continue
+        rows = max(len(path.read_text().splitlines()) - 2, 0)  # a JSON line and the CSV header, then episodes
+        state.append({"file": path.name, "episodes": rows, "partial_length": len(rewards),
+                      "partial_reward": float(sum(rewards))})
+    return state
 
-    def __init__(self, folder: Path, every: int) -> None:
+
+def save_checkpoint(model: BaseAlgorithm, folder: Path, monitor_dir: Path | None = None) -> None:
+    """Write the checkpoint of ``model`` into ``folder`` (see the module's description).
+
+    :param model: the model being trained
+    :param folder: the checkpoint folder
+    :param monitor_dir: where the training envs' ``<rank>.monitor.csv`` files are (``None``: no Monitor files)
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    step = int(model.num_timesteps)
+    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+        save_buffer(model.replay_buffer, folder / BUFFER.format(step))
+    episodes = folder / EPISODES.format(step)
+    tmp = episodes.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"num_timesteps": step, "monitors": _monitor_state(model, monitor_dir)}, indent=1))
+    os.replace(tmp, episodes)
+    tmp_zip = folder / "checkpoint.tmp.zip"
+    model.save(tmp_zip)
+    os.replace(tmp_zip, folder / CHECKPOINT)
+    for path in folder.iterdir():  # files of older checkpoints, now superseded
+        match = _TAGGED.match(path.name)
+        if match and int(match.group(2)) != step:
+            path.unlink(missing_ok=True)
+
+
+class CheckpointCallback(BaseCallback):
+    """Save a checkpoint into ``folder`` at the first rollout boundary at least ``every`` steps after the last.
+
+    :param folder: the checkpoint folder
+    :param every: checkpoint interval in environment steps
+    :param monitor_dir: where the training envs' Monitor files are (``None``: none)
+    """
+
+    def __init__(self, folder: Path, every: int, monitor_dir: Path | None = None) -> None:
         super().__init__()
-        self.folder, self.every = Path(folder), max(int(every), 1)
-        self._last = 0
+        self.folder, self.every, self.monitor_dir = Path(folder), max(int(every), 1), monitor_dir
+        self._last: int | None = None
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps  # a resumed run counts its interval from its checkpoint
+
+    def _on_rollout_start(self) -> None:
+        # between rollouts: last transition stored, last rollout's gradient steps done (see the module's description)
+        if self.model.num_timesteps - (self._last or 0) >= self.every:
+            self._last = self.model.num_timesteps
+            save_checkpoint(self.model, self.folder, self.monitor_dir)
 
     def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.every:
-            self._last = self.num_timesteps
-            save_checkpoint(self.model, self.folder)
         return True
 
 
-def save_checkpoint(model: BaseAlgorithm, folder: Path) -> None:
-    """Write ``checkpoint.zip`` and, for off-policy models, ``replay_buffer.npz`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
-        save_buffer(model.replay_buffer, folder / BUFFER)
-    tmp = folder / "checkpoint.tmp.zip"
-    model.save(tmp)
-    os.replace(tmp, folder / CHECKPOINT)
+def _zip_data(path: Path) -> dict[str, Any]:
+    """The JSON ``data`` entry of an SB3 model zip (plain values readable without unpickling anything)."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("data"))
 
 
 def checkpoint_timesteps(folder: Path) -> int:
     """Environment steps recorded in ``folder``'s checkpoint (0 when there is none)."""
-    import json
-    import zipfile
-
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
         return 0
-    with zipfile.ZipFile(path) as archive:
-        return int(json.loads(archive.read("data")).get("num_timesteps", 0))
+    return int(_zip_data(path).get("num_timesteps", 0))
 
 
-def learn_resumable(
-    make_model: Callable[[], BaseAlgorithm],
-    load_model: Callable[[Path], BaseAlgorithm],
-    total_timesteps: int,
-    folder: Path,
-    every: int,
-    callback: MaybeCallback = None,
-    **learn_kwargs,
-) -> BaseAlgorithm:
-    """Train to ``total_timesteps``, resuming from ``folder``'s checkpoint when one is there.
+def restore_checkpoint(model: BaseAlgorithm, folder: Path, algo: str) -> int:
+    """Put ``folder``'s checkpoint into ``model``, built afresh with the run's settings; returns its step count.
 
-    :param make_model: builds a fresh model (first run)
-    :param load_model: loads a model from a checkpoint path (resumed run)
-    :param total_timesteps: environment steps of the whole run, across resumptions
-    :param folder: where checkpoints live
-    :param every: checkpoint interval in environment steps
-    :param callback: extra callbacks for ``learn``
+    The weights and optimizer state come from the checkpoint loaded with
+    :func:`sb3_snn.common.models.load_model`; the counters (:data:`COUNTERS`) from its plain JSON data;
+    the replay buffer from its ``replay_buffer_<S>.npz``. Schedules and hyperparameters stay the fresh
+    model's, so training continues with ``learn(remaining, reset_num_timesteps=False)``.
+
+    :param model: a model built like the checkpointed one (same algorithm, policy, buffer size, env)
+    :param folder: the checkpoint folder
+    :param algo: the algorithm id (``dqn``, ``ddqn``, ``sdn``, ...)
+    :raises FileNotFoundError: the folder has no checkpoint, or an off-policy checkpoint lacks its buffer file
     """
+    from sb3_snn.common.models import load_model
+
     folder = Path(folder)
-    checkpoint = folder / CHECKPOINT
-    if checkpoint.is_file():
-        model = load_model(checkpoint)
-        if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None and (folder / BUFFER).is_file():
-            load_buffer(model.replay_buffer, folder / BUFFER)
-        remaining = total_timesteps - model.num_timesteps
-        reset = False
-    else:
-        model = make_model()
-        remaining, reset = total_timesteps, True
-    saver = CheckpointCallback(folder, every)
-    saver._last = model.num_timesteps
-    callbacks: list[BaseCallback] = [saver]
-    if isinstance(callback, list):
-        callbacks += callback
-    elif isinstance(callback, BaseCallback):
-        callbacks.append(callback)
-    elif callback is not None:  # a plain function, as SB3's learn accepts
-        callbacks.append(ConvertCallback(callback))
-    learn_kwargs.setdefault("log_interval", 1 if isinstance(model, OffPolicyAlgorithm) else 4)
-    if remaining > 0:
-        model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=reset, **learn_kwargs)
-    return model
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint in {folder} (expected {CHECKPOINT})")
+    saved = load_model(path, algo=algo)
+    model.set_parameters(saved.get_parameters(), exact_match=True, device=model.device)  # type: ignore[arg-type]
+    data = _zip_data(path)
+    for name in COUNTERS:
+        value = data.get(name)
+        if hasattr(model, name) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(model, name, value)
+    step = int(model.num_timesteps)
+    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+        buffer = folder / BUFFER.format(step)
+        if not buffer.is_file():
+            raise FileNotFoundError(f"{path} is at step {step} but {buffer.name} is missing from {folder}")
+        load_buffer(model.replay_buffer, buffer)
+    return step
+
+
+def restore_monitor_files(folder: Path, monitor_dir: Path) -> None:
+    """Cut the Monitor files in ``monitor_dir`` back to ``folder``'s checkpoint (see the module's description).
+
+    :param folder: the checkpoint folder
+    :param monitor_dir: the experiment folder holding ``<rank>.monitor.csv``
+    """
+    step = checkpoint_timesteps(folder)
+    record = Path(folder) / EPISODES.format(step)
+    if not record.is_file():
+        return
+    for monitor in json.loads(record.read_text())["monitors"]:
+        path = Path(monitor_dir) / monitor["file"]
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines()
+        header, fields, rows = lines[0], lines[1], lines[2:2 + int(monitor["episodes"])]
+        if monitor["partial_length"] > 0:  # the episode the resume cuts short, so that its steps count once
+            start = json.loads(header[1:]).get("t_start", time.time()) if header.startswith("#") else time.time()
+            names = next(csv.reader([fields]))
+            values = {"r": round(monitor["partial_reward"], 6), "l": monitor["partial_length"],
+                      "t": round(time.time() - float(start), 6)}
+            rows.append(",".join(str(values.get(name, "")) for name in names))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("\n".join([header, fields, *rows]) + "\n")
+        os.replace(tmp, path)

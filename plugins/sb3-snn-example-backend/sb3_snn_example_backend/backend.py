@@ -134,7 +134,7 @@ class ExampleBackend(Backend):
         obs = np.asarray(example_obs, dtype=np.float64)
         result = reference_simulate(description, obs)
         cost = count_operations(description, result.spike_counts)
-        activity = {"n_obs": int(len(obs)), "synops_per_action": cost.synops, "input_macs": cost.input_macs,
+        activity = {"n_obs": len(obs), "synops_per_action": cost.synops, "input_macs": cost.input_macs,
                     "ann_macs": cost.ann_macs, "synops_per_layer": cost.synops_per_layer,
                     "firing_rates": cost.firing_rates}
         return ExampleDeployment(description, budget, activity, obs[:N_SELF_TEST], action_rate_hz)

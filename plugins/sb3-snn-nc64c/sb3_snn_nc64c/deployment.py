@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sb3_snn.backends import (
 from sb3_snn_nc64c.check import check_fit
 from sb3_snn_nc64c.energy import EnergyEstimate, energy_rows, estimate
 from sb3_snn_nc64c.mapping import Mapping, map_network
-from sb3_snn_nc64c.quantize import QuantizedLayer, QuantizedNetwork, quantize_network
+from sb3_snn_nc64c.quantize import QuantizedLayer, QuantizedNetwork, calibrate_input_from_bound, quantize_network
 from sb3_snn_nc64c.simulate import IntegerResult, simulate_integer
 from sb3_snn_nc64c.spec import ChipSpec
 
@@ -32,6 +33,60 @@ FORMAT = "sb3-snn/nc64c-deployment"
 FORMAT_VERSION = 1
 #: Actions per second of the power figure when ``compile`` is not given ``action_rate_hz``.
 DEFAULT_ACTION_RATE_HZ = 50.0
+#: Fewest calibration observations behind a trustworthy input range and rounding statistics. On six
+#: trained CartPole DQNs (T = 200, consecutive states of epsilon-greedy episodes) 64 calibration states
+#: gave 88-100 % agreement on held-out states, 256 gave 95-100 % and 1000 gave 99.4-100 % (docs/hardware.md);
+#: 800 is what 1000 example observations leave after the default hold-out.
+MIN_CALIBRATION_OBS = 800
+#: Default fraction of ``example_obs`` (the last ones) held out to measure the report's agreement.
+DEFAULT_HOLDOUT = 0.2
+#: Default head-room on the calibrated input range: held-out CartPole states exceed the calibration
+#: states' largest value by up to 30 %, and clipping them costs 1-2 % agreement (docs/hardware.md).
+DEFAULT_INPUT_MARGIN = 1.5
+
+
+class CalibrationWarning(UserWarning):
+    """``compile`` got too few observations to calibrate on: the deployment may disagree with the float SNN."""
+
+
+def as_batch(obs: Any, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """SB3's ``predict`` rule: one observation (shape ``input_shape``) or a batch (``[batch, *input_shape]``).
+
+    Returns ``(batch, single)``: the observations as a float64 batch and whether one observation was given.
+
+    :param obs: one observation or a batch
+    :param input_shape: the description's per-observation shape
+    :raises ValueError: neither shape (names the shape given and the two accepted)
+    """
+    obs = np.asarray(obs, dtype=np.float64)
+    input_shape = tuple(input_shape)
+    if obs.shape == input_shape:
+        return obs[None], True
+    if obs.shape[1:] == input_shape:
+        return obs, False
+    raise ValueError(f"observation shape {obs.shape} matches neither one observation {input_shape} nor a batch "
+                     f"(batch, {', '.join(map(str, input_shape))})")
+
+
+def known_input_bound(description: SpikingDescription) -> np.ndarray | None:
+    """The bound on ``|x|`` of the first layer's inputs that the policy itself knows, or ``None``.
+
+    - ``metadata["input_bound"]``: a scalar or one value per input feature (linear) / channel (conv);
+    - image pixels divided by 255 (``metadata["input_scale"] == 1/255``, as an SDN policy records for an
+      image observation space): 1.0.
+
+    A converted policy's ``metadata["preprocessing"]`` is not used: it mentions ``images / 255`` whenever
+    SB3's ``normalize_images`` flag is set, which is also the case for vector observations.
+
+    :param description: the network
+    """
+    metadata = description.metadata or {}
+    if metadata.get("input_bound") is not None:
+        return np.asarray(metadata["input_bound"], dtype=np.float64)
+    scale = metadata.get("input_scale")
+    if scale is not None and np.isclose(float(scale), 1.0 / 255.0):
+        return np.asarray(1.0)
+    return None
 
 
 class NC64CDeployment(Deployment):
@@ -59,12 +114,19 @@ class NC64CDeployment(Deployment):
         return self.network.spec
 
     def simulate(self, obs: np.ndarray) -> IntegerResult:
-        """The integer simulation's full result for ``obs`` (``[batch, *input_shape]``)."""
-        return simulate_integer(self.network, obs)
+        """The integer simulation's full result for ``obs``: one observation (a batch of one) or a batch."""
+        return simulate_integer(self.network, as_batch(obs, self.description.input_shape)[0])
 
     def run(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions of the integer simulation."""
-        return self.simulate(obs).actions
+        """Greedy actions of the integer simulation, with SB3's ``predict`` rule for shapes.
+
+        :param obs: one observation (shape ``description.input_shape``) or a batch ``[batch, *input_shape]``
+        :returns: one action (a 0-d integer array) for one observation, ``[batch]`` actions for a batch
+        :raises ValueError: ``obs`` has neither shape
+        """
+        batch, single = as_batch(obs, self.description.input_shape)
+        actions = simulate_integer(self.network, batch).actions
+        return actions.reshape(()) if single else actions
 
     def report(self) -> BackendReport:
         """Summary, per-core mapping, quantisation, cost estimate (with assumptions) and the spec."""
@@ -78,8 +140,11 @@ class NC64CDeployment(Deployment):
             ["memory (KiB)", sum(c.memory_bits for c in used) / 8192, "crossbar weights + neuron state"],
             ["weight / membrane / input bits", f"{spec.weight_bits} / {spec.membrane_bits} / {spec.input_bits}", "assumption"],
             ["time steps per action", self.description.timesteps, ""],
-            ["agreement with float SNN", cal.get("agreement"), f"greedy actions, {cal.get('n_obs')} calibration obs"],
+            ["calibration observations", cal.get("n_calibration_obs", cal.get("n_obs")), cal.get("input_range", "")],
+            ["agreement with float SNN", cal.get("agreement"), _agreement_note(cal)],
             ["membrane saturations", sum(cal.get("saturations", {}).values()), "values clipped to the membrane range"],
+            ["saturations that change no spike", sum(cal.get("harmless_saturations", {}).values()),
+             "constant-input layer, below its floor or above while firing every step"],
             ["clipped weights", sum(layer.clipped for layer in net.layers), "beyond the weight width"],
             ["clipped inputs", cal.get("input_clipped"), "beyond the calibrated input range"],
         ])
@@ -100,6 +165,7 @@ class NC64CDeployment(Deployment):
             "figures marked 'assumption' come from comparable chips (PAICORE, Tianjic, Loihi, TrueNorth), "
             "not from NC64C documentation; 'context' rows are measured figures from the SDN paper, not estimates",
             "energy ignores memory traffic outside the cores and the host CPU/FPGA",
+            *cal.get("warnings", []),
         ]
         estimate = self._energy()
         metrics = {"synops_per_action": estimate.synops, "energy_per_action_uj": estimate.energy_uj,
@@ -146,42 +212,100 @@ class NC64CBackend(Backend):
         self.spec = (spec or ChipSpec()).with_overrides(**overrides)
 
     def build(self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
-              input_margin: float = 1.0, rounding: str = "error_feedback", **overrides: Any) -> NC64CDeployment:
-        """Check fit, map to cores, quantise, simulate ``example_obs`` and estimate cost.
+              eval_obs: np.ndarray | None = None, holdout: float = DEFAULT_HOLDOUT,
+              input_margin: float = DEFAULT_INPUT_MARGIN, rounding: str = "error_feedback",
+              **overrides: Any) -> NC64CDeployment:
+        """Check fit, map to cores, quantise on calibration observations, measure agreement on held-out ones.
+
+        Calibration (the input range and the error feedback's statistics) uses ``example_obs``, except
+        the last ``holdout`` fraction of it when no ``eval_obs`` is given. The input range is the bound
+        the description records (:func:`known_input_bound`) where there is one, else the calibration
+        observations' largest ``|x|`` times ``input_margin``. With fewer than
+        :data:`MIN_CALIBRATION_OBS` calibration observations a :class:`CalibrationWarning` says so.
+        The report's agreement with the float SNN is measured on observations not used to calibrate
+        (``eval_obs``, or the held-out part of ``example_obs``) and says how many; the activity behind
+        the cost estimate is measured on all of them.
 
         :param description: the network
-        :param example_obs: ``[batch, *input_shape]``: sets the input range and the activity behind the estimates
+        :param example_obs: ``[batch, *input_shape]`` (or one observation): calibration and activity
         :param action_rate_hz: actions per second for the power figure (default :data:`DEFAULT_ACTION_RATE_HZ`)
-        :param input_margin: head-room on the observed input range (values beyond it are clipped and counted)
-        :param rounding: ``"error_feedback"`` (weights rounded so the membrane error is small on
-            ``example_obs``) or ``"nearest"`` (see :mod:`sb3_snn_nc64c.quantize`)
+        :param eval_obs: ``[batch, *input_shape]`` observations to measure the agreement on (then all of
+            ``example_obs`` calibrates)
+        :param holdout: without ``eval_obs``, the fraction of ``example_obs`` (its last observations) held
+            out of calibration to measure the agreement on, in ``[0, 1)``
+        :param input_margin: head-room on the observed input range (values beyond it are clipped and
+            counted); unused where the description records an input bound
+        :param rounding: ``"error_feedback"`` (weights rounded so the membrane error is small on the
+            calibration observations) or ``"nearest"`` (see :mod:`sb3_snn_nc64c.quantize`)
         :param overrides: spec parameters for this compilation only (:class:`ChipSpec` fields)
         :raises FitError: a layer does not fit (names the layer, resource and limit)
         :raises UnsupportedNetworkError: a neuron model / reset / encoding the chip cannot run
+        :raises ValueError: an observation shape or ``holdout`` / ``input_margin`` out of range
         """
         action_rate_hz = DEFAULT_ACTION_RATE_HZ if action_rate_hz is None else float(action_rate_hz)
         spec = self.spec.with_overrides(**overrides)
-        example_obs = np.asarray(example_obs, dtype=np.float64)
-        if example_obs.shape[1:] != description.input_shape:
-            raise ValueError(f"example_obs has shape {example_obs.shape[1:]} per sample, the network expects "
-                             f"{description.input_shape}")
+        if not 0.0 <= float(holdout) < 1.0:
+            raise ValueError(f"holdout must be in [0, 1) (a fraction of example_obs), got {holdout}")
+        if not float(input_margin) >= 1.0:
+            raise ValueError(f"input_margin must be >= 1 (head-room on the observed input range), got {input_margin}")
+        try:
+            example_obs = as_batch(example_obs, description.input_shape)[0]
+            eval_batch = None if eval_obs is None else as_batch(eval_obs, description.input_shape)[0]
+        except ValueError as exc:
+            raise ValueError(f"compile: {exc}") from exc
         check_fit(description, spec)
         mapping = map_network(description, spec)
-        network = quantize_network(description, spec, example_obs, margin=input_margin, rounding=rounding)
-        result = simulate_integer(network, example_obs)
-        reference = reference_simulate(description, example_obs)
+        if eval_batch is not None:
+            calibration_obs, held_out = example_obs, eval_batch
+        else:
+            n_held = int(np.floor(len(example_obs) * float(holdout)))
+            cut = len(example_obs) - n_held
+            calibration_obs, held_out = example_obs[:cut], example_obs[cut:]
+        bound = known_input_bound(description)
+        warnings_text = []
+        if len(calibration_obs) < MIN_CALIBRATION_OBS:
+            affected = "the rounding statistics" if bound is not None else "the input range and the rounding statistics"
+            warnings_text.append(
+                f"nc64c calibration: {len(calibration_obs)} observation(s) calibrate {affected}, at least "
+                f"{MIN_CALIBRATION_OBS} are needed (give more example_obs"
+                + ("" if bound is not None else ", or a policy whose description records metadata['input_bound']")
+                + "); the deployment may disagree with the float SNN on other observations")
+        if len(held_out) == 0:
+            warnings_text.append(
+                "nc64c calibration: no observation is left to measure the agreement with the float SNN on "
+                "(give eval_obs, or more example_obs with holdout > 0)")
+        for text in warnings_text:
+            warnings.warn(text, CalibrationWarning, stacklevel=3)
+        input_scale = None
+        if bound is not None:
+            input_scale = calibrate_input_from_bound(description, bound, spec)
+        network = quantize_network(description, spec, calibration_obs, margin=input_margin, rounding=rounding,
+                                   input_scale=input_scale)
+        everything = np.concatenate([calibration_obs, held_out]) if len(held_out) else calibration_obs
+        result = simulate_integer(network, everything)
+        measured = None
+        if len(held_out):
+            measured = agreement(result.actions[len(calibration_obs):],
+                                 reference_simulate(description, held_out).actions)
         calibration = {
-            "n_obs": int(len(example_obs)),
-            "agreement": agreement(result.actions, reference.actions),
+            "n_calibration_obs": len(calibration_obs),
+            "n_agreement_obs": len(held_out),
+            "agreement": measured,
+            "agreement_measured_on": ("eval_obs" if eval_batch is not None else "held-out example_obs")
+            if len(held_out) else "none",
+            "input_range": "bound recorded by the policy" if bound is not None
+            else f"calibration max|x| x {float(input_margin):g}",
             "saturations": result.saturations,
+            "harmless_saturations": result.harmless_saturations,
             "input_clipped": result.input_clipped,
+            "warnings": warnings_text,
         }
         energy = estimate(network, mapping, result.spike_counts, action_rate_hz)
         return NC64CDeployment(network, mapping, calibration, action_rate_hz, energy)
 
     def compile_options(self) -> list[str]:
-        """``input_margin``, ``rounding`` and every :class:`ChipSpec` parameter (for this compilation only)."""
-        return sorted({"input_margin", "rounding", *(f.name for f in fields(ChipSpec))})
+        """``eval_obs``, ``holdout``, ``input_margin``, ``rounding`` and every :class:`ChipSpec` parameter."""
+        return sorted({"eval_obs", "holdout", "input_margin", "rounding", *(f.name for f in fields(ChipSpec))})
 
     def load_deployment(self, path: str | Path) -> NC64CDeployment:
         """Read an artifact written by :meth:`NC64CDeployment.save`; refuses a tampered or corrupted one."""
@@ -198,6 +322,15 @@ class NC64CBackend(Backend):
         return NC64CDeployment(network, Mapping.from_dict(document["mapping"]), document["calibration"],
                                document["action_rate_hz"], energy)
 
+
+def _agreement_note(calibration: dict[str, Any]) -> str:
+    """Where the report's agreement was measured (held-out observations, and how many)."""
+    n = calibration.get("n_agreement_obs")
+    if n is None:  # an artifact that predates the held-out measurement
+        return f"greedy actions, {calibration.get('n_obs')} calibration obs"
+    if not n:
+        return "not measured: no held-out observations"
+    return f"greedy actions, {n} held-out obs ({calibration.get('agreement_measured_on')}, not used to calibrate)"
 
 
 def _range(values: np.ndarray | None) -> str:

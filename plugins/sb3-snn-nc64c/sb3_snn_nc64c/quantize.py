@@ -4,7 +4,7 @@ Per neuron (per output channel of a conv) the toolchain picks two units: the wei
 the membrane step ``u = u_w / 2**shift`` (weights enter the membrane shifted left by ``shift``, at most
 ``spec.weight_shift_bits``; a spike carries no unit, so neurons may differ)::
 
-    K         = floor(w_max * 2**S * threshold / max|W_row|)   (capped so T + 1 worst-case currents fit)
+    K         = floor(w_max * 2**S * threshold / max|W_row|)   (capped so saturation cannot matter, see headroom_steps)
     u         = threshold / K                    (the threshold is exactly K membrane steps)
     shift     = smallest s <= S with u * 2**s >= max|W_row| / w_max      u_w = u * 2**shift
     w_q       = round(W / u_w) in [-w_max, w_max],  b_q = round(b / u),  threshold_q = K
@@ -40,7 +40,7 @@ import numpy as np
 import torch as th
 from torch.nn import functional as F
 
-from sb3_snn.backends import Layer, SpikingDescription, encode_step, layer_current, neuron_step
+from sb3_snn.backends import Layer, NeuronPopulation, SpikingDescription, encode_step, layer_current, neuron_step
 
 from sb3_snn_nc64c.spec import ChipSpec
 
@@ -67,6 +67,8 @@ class QuantizedLayer:
     :param unit: float value of one membrane step, per output channel
     :param shift: per output channel, the left shift of ``W_q . x`` into the membrane (``None``: 0)
     :param clipped: weights that saturated at the weight width
+    :param constant_input: the layer sees the same analog input every step and is not read out: its
+        membrane may saturate without changing a spike (:func:`headroom_steps`)
     """
 
     name: str
@@ -85,6 +87,7 @@ class QuantizedLayer:
     unit: np.ndarray | None = None
     shift: np.ndarray | None = None
     clipped: int = 0
+    constant_input: bool = False
 
     ARRAYS = ("weight", "bias", "threshold", "reset_value", "unit", "shift")
 
@@ -148,6 +151,23 @@ def calibrate_input(description: SpikingDescription, obs: np.ndarray, spec: Chip
     peak = np.abs(x).max(axis=reduce) * margin
     peak = np.where(peak > 0, peak, 1.0)
     return peak / spec.input_max
+
+
+def calibrate_input_from_bound(description: SpikingDescription, bound: Any, spec: ChipSpec) -> np.ndarray:
+    """Per-feature (linear) or per-channel (conv) input scale from a known bound on ``|x|``: ``bound / x_max``.
+
+    :param description: the network
+    :param bound: a scalar, or one positive value per first-layer input feature / channel
+    :param spec: the chip (``input_bits``)
+    :raises ValueError: a bound of the wrong size, or not positive
+    """
+    first = next(layer for layer in description.layers if layer.kind != "flatten")
+    n = first.weight.shape[1]  # input features (linear) or channels (conv)
+    bound = np.asarray(bound, dtype=np.float64)
+    if bound.size not in (1, n) or not np.all(bound > 0):
+        raise ValueError(f"input bound must be one positive value or {n} (one per input of layer {first.name!r}), "
+                         f"got {bound.tolist()}")
+    return np.broadcast_to(bound.reshape(-1), (n,)).copy() / spec.input_max
 
 
 def _fold_input_scale(layer: Layer, scale: np.ndarray) -> np.ndarray:
@@ -249,17 +269,50 @@ def round_with_error_feedback(weight: np.ndarray, step: np.ndarray, w_max: int, 
     return w_q, np.round(work[:, fan_in] / bias_step)
 
 
+def headroom_steps(neuron: NeuronPopulation, timesteps: int, constant_input: bool = False) -> float:
+    """How many worst-case step currents the membrane range must hold so that saturation changes nothing.
+
+    - ``constant_input`` (a spiking, non-readout layer whose input is the same analog observation every
+      step, IF or LIF): **2**. The step current is ``c + e_t`` with ``c`` constant and the input
+      encoder's error partial sums bounded by one LSB per input. Below zero the membrane only goes far
+      when ``c < 0``, and then the neuron never fires again whether the membrane saturates or not
+      (the saturated membrane is higher, but stays within ``sum|W_q|`` of the floor); above the
+      threshold it only goes far when ``c >= threshold``, and then the neuron fires every step either
+      way. A range of ``threshold + 2`` worst currents keeps both cases away from the other side.
+    - a leaky neuron (``decay < 1``): ``|v| <= worst / (1 - decay)`` (geometric sum), so
+      ``min(T + 1, 1 / (1 - decay) + 1)``;
+    - otherwise (spike input, IF, or the readout layer whose final membrane is read): ``T + 1``.
+
+    :param neuron: the layer's population
+    :param timesteps: steps per action
+    :param constant_input: the layer sees the same analog input every step and is not read out
+    """
+    if constant_input and neuron.model in ("IF", "LIF"):
+        return 2.0
+    if neuron.decay < 1.0:
+        return float(min(timesteps + 1, 1.0 / (1.0 - neuron.decay) + 1.0))
+    return float(timesteps + 1)
+
+
 def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = None, input_peak: float = 1.0,
-                   timesteps: int = 1, hessian: np.ndarray | None = None) -> QuantizedLayer:
+                   timesteps: int = 1, hessian: np.ndarray | None = None,
+                   constant_input: bool = False) -> QuantizedLayer:
     """Quantise one layer (``weight`` overrides ``layer.weight``, e.g. with the input scale folded in).
+
+    The membrane step ``u`` is as fine as the weight width and shift allow, but no finer than keeps
+    ``threshold + headroom`` worst-case currents (every input at its peak, weights at twice the float
+    weights' magnitude for the error feedback's room) inside the membrane range, with the headroom of
+    :func:`headroom_steps`. That bound decides the first layer's precision: with ``T + 1`` steps at
+    T = 200, 12-bit inputs and a 30-bit membrane a CartPole layer kept only ~8 bits of its 16-bit weights.
 
     :param layer: the float layer
     :param spec: the chip
     :param weight: the float weights to quantise (default ``layer.weight``)
     :param input_peak: largest integer input (1 for spikes, ``x_max`` for analog input)
-    :param timesteps: steps per action; ``K`` is capped so that ``timesteps + 1`` worst-case currents
-        (at twice the float weights' magnitude, room for the error feedback) cannot leave the membrane range
+    :param timesteps: steps per action (the headroom of a layer that accumulates)
     :param hessian: calibration statistics (:func:`calibration_statistics`); ``None`` rounds to nearest
+    :param constant_input: the layer's input is the same analog observation every step and its membrane
+        is not read out (see :func:`headroom_steps`)
     """
     common = dict(name=layer.name, kind=layer.kind, input_shape=layer.input_shape, output_shape=layer.output_shape,
                   stride=tuple(layer.stride), padding=tuple(layer.padding))
@@ -275,7 +328,9 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
     # worst-case |current| per step: every input at its peak, weights up to twice their float size
     worst = 2.0 * np.abs(rows).sum(axis=1) * input_peak + np.abs(bias)
     fine = peak / (w_max * 2.0**spec.weight_shift_bits)  # the finest membrane step the shift allows
-    floor = worst * (timesteps + 1) / top  # the finest membrane step that cannot saturate
+    threshold_float = 0.0 if neuron.model == "nonspiking" else float(neuron.threshold)
+    # the finest membrane step with which saturation cannot change a spike or the readout
+    floor = (threshold_float + worst * headroom_steps(neuron, timesteps, constant_input)) / top
     if neuron.model == "nonspiking":
         unit, threshold = np.maximum(fine, floor), None
     else:
@@ -296,6 +351,7 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
         **common, weight=w_q, bias=b_q, model=neuron.model, reset=neuron.reset, threshold=threshold,
         reset_value=np.round(neuron.reset_value / unit).astype(np.int64),
         decay=int(round(neuron.decay * 2 ** spec.leak_bits)), unit=unit, shift=shift, clipped=clipped,
+        constant_input=bool(constant_input and neuron.model in ("IF", "LIF")),
     )
 
 
@@ -325,9 +381,12 @@ def quantize_network(description: SpikingDescription, spec: ChipSpec, calibratio
             raise ValueError("rounding='error_feedback' needs calibration_obs")
         hessians = calibration_statistics(description, calibration_obs, input_scale)
     layers, first = [], True
-    for layer in description.layers:
-        weight, peak = None, 1.0
+    last = max(i for i, layer in enumerate(description.layers) if layer.kind != "flatten")
+    for index, layer in enumerate(description.layers):
+        weight, peak, constant = None, 1.0, False
         if first and layer.kind != "flatten":
             weight, peak, first = _fold_input_scale(layer, input_scale), spec.input_max, False
-        layers.append(quantize_layer(layer, spec, weight, peak, description.timesteps, hessians.get(layer.name)))
+            constant = description.encoding.get("kind") == "analog" and index != last
+        layers.append(quantize_layer(layer, spec, weight, peak, description.timesteps, hessians.get(layer.name),
+                                     constant_input=constant))
     return QuantizedNetwork(layers, input_scale, spec, description)

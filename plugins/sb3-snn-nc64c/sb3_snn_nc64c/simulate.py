@@ -7,13 +7,17 @@ Per step ``t`` and layer (all integers; ``>>`` rounds half up as the leak unit i
     s = v >= threshold_q
     v = v - threshold_q * s   |   v = reset_q where s   (reset "subtract" | "zero")
 
+The membrane saturates; quantisation sizes the membrane step so that this changes no spike and no
+readout (:func:`sb3_snn_nc64c.quantize.headroom_steps`), and the result counts saturations of the
+constant-input layer, whose head-room relies on that argument, apart from the others.
+
 Linear layers use ``int64`` matrix products. Conv layers use ``torch.conv2d`` in ``float64`` on
 integer-valued tensors, which is exact while every partial sum stays below 2**53 (asserted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch as th
@@ -31,8 +35,11 @@ class IntegerResult:
     :param outputs: readout values ``[batch, n_actions]`` (floats, for comparison with the reference)
     :param spike_counts: per spiking layer, spike counts ``[batch, *output_shape]``
     :param final_potential: per layer, the integer membrane after the last step
-    :param saturations: per layer, membrane values that hit the membrane range
+    :param saturations: per layer, membrane values that hit the membrane range where that can change a spike
+        or the readout
     :param input_clipped: input values outside the calibrated range
+    :param harmless_saturations: per constant-input layer (:attr:`QuantizedLayer.constant_input`), membrane
+        values that hit the range: its head-room is sized so that these change no spike
     """
 
     outputs: np.ndarray
@@ -40,6 +47,7 @@ class IntegerResult:
     final_potential: dict[str, np.ndarray]
     saturations: dict[str, int]
     input_clipped: int
+    harmless_saturations: dict[str, int] = field(default_factory=dict)
 
     @property
     def actions(self) -> np.ndarray:
@@ -149,7 +157,8 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
     one, half = 2**spec.leak_bits, (2 ** (spec.leak_bits - 1) if spec.leak_bits else 0)
     v: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
-    saturations = {layer.name: 0 for layer in network.layers if layer.model is not None}
+    saturations = {layer.name: 0 for layer in network.layers if layer.model is not None and not layer.constant_input}
+    harmless = {layer.name: 0 for layer in network.layers if layer.constant_input}
     summed: np.ndarray | None = None
     last = network.layers[-1]
     for step in range(steps):
@@ -165,7 +174,8 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
             elif layer.decay != one:
                 potential = (potential * layer.decay + half) >> spec.leak_bits
             potential = potential + current
-            saturations[layer.name] += int(((potential < low) | (potential > high)).sum())
+            (harmless if layer.constant_input else saturations)[layer.name] += int(
+                ((potential < low) | (potential > high)).sum())
             potential = np.clip(potential, low, high)
             if layer.model == "nonspiking":
                 v[layer.name] = x = potential
@@ -181,7 +191,7 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
             x = spikes
         summed = x.copy() if summed is None else summed + x
     outputs = _readout(network, last, summed, v.get(last.name), counts.get(last.name), steps)
-    return IntegerResult(outputs.reshape(batch, -1), counts, v, saturations, clipped)
+    return IntegerResult(outputs.reshape(batch, -1), counts, v, saturations, clipped, harmless)
 
 
 def _readout(network: QuantizedNetwork, last: QuantizedLayer, summed: np.ndarray, final_v: np.ndarray | None,
