@@ -10,8 +10,9 @@ exploration_final_eps 0.04, 5e4 steps), ``net_arch`` [256, 256] and [64, 64], se
 (``sb3_snn.convert(model, env=..., timesteps=200, n_calibration=1000)``), compiled for ``nc64c`` at
 the default widths on 1 000 example states (epsilon-greedy episodes of the teacher, seed 1; by default
 800 calibrate and 200 give the report's own held-out figure), and compared with the float reference
-simulation on 1 000 held-out states (other episodes, seed 2): batched, and one observation at a time (``deployment.run(obs)`` with ``obs.shape == (4,)``). An SDN
-student distilled from the seed-0 [64, 64] teacher is measured the same way. Writes
+simulation on 1 000 held-out states (other episodes, seed 2): batched, and one observation at a time
+(``deployment.run(obs)`` with ``obs.shape == (4,)``). An SDN student distilled from the seed-0
+[64, 64] teacher is measured the same way. Writes
 ``benchmarks/results/nc64c_agreement.json`` (via ``benchmarks/common.write_result``).
 """
 

@@ -43,14 +43,6 @@ def scalar_tags(event_dir: Path) -> dict[str, list[float]]:
 #: modules whose own files do not mark them; they get the ``expensive`` marker here. ``pytest -m "not expensive"``
 #: is the quick loop; CI (``.ci/run``) runs everything.
 EXPENSIVE = {
-    "tests/test_pipeline.py": {
-        "test_end_to_end_prints_the_table_and_writes_results", "test_rerun_skips_valid_stages_and_redoes_altered_ones",
-        "test_sigkill_mid_training_then_rerun_resumes", "test_same_seed_gives_identical_tables",
-        "test_agent_that_does_not_fit_the_chip_is_reported_not_fatal", "test_pipeline_exports_with_the_nir_backend",
-    },
-    "tests/test_registry.py": {"test_plugin_policy_trains_with_stock_rl_zoo"},
-    "tests/test_backends_export.py": {"test_real_converted_cartpole_on_nc64c", "test_export_converted_policy_file"},
-    "tests/test_backends.py": {"test_core_works_without_the_nc64c_plugin"},
     "tests/test_cvtc_policy.py": {"test_stock_rl_zoo_train"},
 }
 

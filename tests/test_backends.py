@@ -138,6 +138,7 @@ HIDE_PLUGIN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.expensive
 def test_core_works_without_the_nc64c_plugin(tmp_path):
     """Hide the plugin's distribution (entry points + module), then list, export with nir, and ask for nc64c."""
     script = tmp_path / "no_plugin.py"

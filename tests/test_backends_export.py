@@ -57,6 +57,7 @@ def converted_cartpole(tmp_path_factory, cartpole_teacher_zip):
     return policy, path, obs.astype(np.float64)
 
 
+@pytest.mark.expensive
 def test_real_converted_cartpole_on_nc64c(converted_cartpole, capsys):
     """Measured figures for a converted CartPole DQN (T=32): printed; floors guard against regressions."""
     policy, _, obs = converted_cartpole
@@ -74,6 +75,7 @@ def test_real_converted_cartpole_on_nc64c(converted_cartpole, capsys):
     assert figures[8] >= 0.8
 
 
+@pytest.mark.expensive
 def test_export_converted_policy_file(converted_cartpole, tmp_path, capsys):
     _, path, _ = converted_cartpole
     code = export.main(["--backend", "nc64c", "--policy-file", str(path), "--env", "CartPole-v1", "--out", str(tmp_path / "o"),

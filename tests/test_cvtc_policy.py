@@ -69,8 +69,8 @@ def test_inference_modes_and_regulariser() -> None:
 @pytest.mark.parametrize(
     "obs_space, action_space, match",
     [
-        (spaces.Box(0, 255, (3, 16, 16), np.uint8), spaces.Discrete(2), "Box observation"),
-        (spaces.Discrete(4), spaces.Discrete(2), "Box observation"),
+        (spaces.Box(0, 255, (3, 16, 16), np.uint8), spaces.Discrete(2), "images"),
+        (spaces.Dict({"x": spaces.Discrete(4)}), spaces.Discrete(2), "Dict and Tuple observations are not supported"),
         (spaces.Box(-1, 1, (2, 3)), spaces.Discrete(2), "1-D Box"),
         (spaces.Box(-1, 1, (4,)), spaces.Box(-1, 1, (1,)), "Discrete action"),
     ],

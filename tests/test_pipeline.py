@@ -31,6 +31,7 @@ def finished(tmp_path_factory) -> tuple[Path, str]:
     return out, _pipeline(out).stdout
 
 
+@pytest.mark.expensive
 def test_end_to_end_prints_the_table_and_writes_results(finished):
     out, stdout = finished
     assert "agreement" in stdout and "energy/action" in stdout
@@ -49,6 +50,7 @@ def test_end_to_end_prints_the_table_and_writes_results(finished):
     assert list((out / "tensorboard/CartPole-v1").glob("SDN_1/events.out.tfevents.*"))
 
 
+@pytest.mark.expensive
 def test_rerun_skips_valid_stages_and_redoes_altered_ones(finished):
     out, _ = finished
     key = json.loads((out / "evaluation/stage.json").read_text())["key"]
@@ -62,6 +64,7 @@ def test_rerun_skips_valid_stages_and_redoes_altered_ones(finished):
     assert "tampered" not in report.read_text()
 
 
+@pytest.mark.expensive
 def test_sigkill_mid_training_then_rerun_resumes(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["CartPole-v1"]["teacher"]["n_timesteps"] = 8000  # checkpoints every 800 steps
@@ -91,6 +94,7 @@ def test_sigkill_mid_training_then_rerun_resumes(tmp_path):
     assert 8000 - 500 < steps[-1] <= 8000  # it reaches the run's end (CartPole episodes are <= 500 steps)
 
 
+@pytest.mark.expensive
 def test_same_seed_gives_identical_tables(finished, tmp_path):
     out, _ = finished
     again = tmp_path / "again"
@@ -102,6 +106,7 @@ def test_same_seed_gives_identical_tables(finished, tmp_path):
     assert untimed(first["conversion_sweep"]) == untimed(second["conversion_sweep"])
 
 
+@pytest.mark.expensive
 def test_agent_that_does_not_fit_the_chip_is_reported_not_fatal(finished, tmp_path):
     """An NC64C model of 4 cores x 8 neurons holds the SDN student (16 + 2 neurons) but not the converted
     DQN (32 + 2): the export stage says so for that agent (FitError), still exports the other, and the
@@ -125,6 +130,7 @@ def test_agent_that_does_not_fit_the_chip_is_reported_not_fatal(finished, tmp_pa
     assert rows["converted"]["energy/action (µJ)"] == "not exported: FitError"
 
 
+@pytest.mark.expensive
 def test_pipeline_exports_with_the_nir_backend(finished, tmp_path):
     """``export.backend: nir``: the finished run's stages are reused, the export stage reruns with the NIR backend
     (``compile`` takes the cost context like every backend), and the table and plots name no other backend."""

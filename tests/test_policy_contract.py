@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import DQN
+from stable_baselines3 import DQN, TD3
 
 import sb3_snn
 from sb3_snn import ConvertedQPolicy, CVTCPolicy, SDNCnnPolicy, SDNPolicy, SpikingPolicy
+from sb3_snn.conversion import ConvertedActorPolicy
 from sb3_snn.spiking import CostReport, SpikingDescription, simulate
 
 IMAGES = spaces.Box(0, 255, (4, 20, 20), np.uint8)
@@ -48,6 +49,17 @@ def _sdn() -> tuple[SDNPolicy, np.ndarray]:
     return policy, _vector_obs(N_BATCH)
 
 
+def _sdn_box() -> tuple[SDNPolicy, np.ndarray]:
+    """A student with continuous actions (Pendulum-v1: Box(-2, 2, (1,)), tanh squash as a SAC teacher's)."""
+    th.manual_seed(0)
+    env = gym.make("Pendulum-v1")
+    policy = SDNPolicy(env.observation_space, env.action_space, lambda _: 1e-3, net_arch=[8], n_steps=4)
+    with th.no_grad():
+        for synapse in [*policy.network.synapses, policy.network.out]:
+            synapse.weight.mul_(3.0)
+    return policy, np.random.default_rng(0).uniform(-1.0, 1.0, (N_BATCH, 3)).astype(np.float32)
+
+
 def _sdn_cnn() -> tuple[SDNCnnPolicy, np.ndarray]:
     th.manual_seed(0)
     policy = SDNCnnPolicy(IMAGES, spaces.Discrete(3), lambda _: 1e-3, conv_arch=[(4, 4, 2)], net_arch=[8])
@@ -70,13 +82,26 @@ def _converted() -> tuple[ConvertedQPolicy, np.ndarray]:
     return policy, _vector_obs(N_BATCH)
 
 
+def _converted_actor() -> tuple[ConvertedActorPolicy, np.ndarray]:
+    model = TD3("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [16]}, learning_starts=10**6, seed=0, device="cpu")
+    policy = sb3_snn.convert(model, env=gym.make("Pendulum-v1"), n_calibration=64, timesteps=16)
+    return policy, np.random.default_rng(0).uniform([-1, -1, -8], [1, 1, 8], (N_BATCH, 3)).astype(np.float32)
+
+
+def _n_outputs(space: spaces.Space) -> int:
+    """Scores per observation: one per discrete action, or one per dimension of a Box action space."""
+    return int(space.shape[0]) if isinstance(space, spaces.Box) else int(space.n)  # type: ignore[attr-defined]
+
+
 #: name -> a fresh policy and a batch of raw observations for it
 POLICIES: dict[str, Callable[[], tuple[object, np.ndarray]]] = {
     "SDNPolicy": _sdn,
+    "SDNPolicy-Box": _sdn_box,
     "SDNCnnPolicy": _sdn_cnn,
     "CVTCPolicy-beta": _cvtc("beta"),
     "CVTCPolicy-mostafa": _cvtc("mostafa"),
     "ConvertedQPolicy": _converted,
+    "ConvertedActorPolicy": _converted_actor,
 }
 
 
@@ -97,6 +122,15 @@ def test_predict_and_forward(case) -> None:
     """``predict``: one observation -> shape ``()``, a batch of 5 -> ``(5,)``; ``forward``: scores
     ``[batch, n_actions]`` whose argmax is ``_predict``'s action."""
     policy, obs = case
+    if isinstance(policy.action_space, spaces.Box):  # continuous actions: inside the space, single and batched
+        single, state = policy.predict(obs[0], deterministic=True)
+        batch, _ = policy.predict(obs, deterministic=True)
+        assert single.shape == policy.action_space.shape and state is None
+        assert batch.shape == (len(obs), *policy.action_space.shape) and np.allclose(batch[0], single)
+        assert np.all(batch >= policy.action_space.low) and np.all(batch <= policy.action_space.high)
+        with th.no_grad():
+            assert policy(th.as_tensor(obs)).shape == (len(obs), _n_outputs(policy.action_space))
+        return
     single, state = policy.predict(obs[0], deterministic=True)
     assert np.shape(single) == () and state is None
     batch, _ = policy.predict(obs[:5], deterministic=True)
@@ -136,7 +170,7 @@ def test_spiking_description_round_trips_through_files(case, tmp_path) -> None:
     description = policy.spiking_description()
     loaded = SpikingDescription.from_files(description.to_files(tmp_path / "description"))
     assert loaded.input_shape == description.input_shape and loaded.timesteps == description.timesteps
-    assert loaded.n_actions == description.n_actions == policy.action_space.n
+    assert loaded.n_actions == description.n_actions == _n_outputs(policy.action_space)
     assert loaded.encoding == description.encoding and loaded.readout == description.readout
     assert [_layer_record(layer) for layer in loaded.layers] == [_layer_record(layer) for layer in description.layers]
     for before, after in zip(description.layers, loaded.layers, strict=True):
@@ -157,7 +191,11 @@ def test_reference_simulation_reproduces_predict(case) -> None:
     description = policy.spiking_description()
     result = simulate(description, policy.preprocess(th.as_tensor(obs)).numpy())
     actions = policy.predict(obs, deterministic=True)[0]
-    assert result.outputs.shape == (len(obs), policy.action_space.n)
+    assert result.outputs.shape == (len(obs), _n_outputs(policy.action_space))
+    if isinstance(policy.action_space, spaces.Box):  # squashed readout: the same actions within 1e-4 of the range
+        span = policy.action_space.high - policy.action_space.low
+        assert np.all(np.abs(result.actions - actions) <= 1e-4 * span)
+        return
     assert np.mean(result.actions == actions) >= 0.99
 
 

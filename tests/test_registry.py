@@ -148,6 +148,7 @@ def test_plugin_policy_works_through_alias_in_plain_sb3(plugin_site, tmp_path):
     assert proc.stdout.strip().endswith("ok")
 
 
+@pytest.mark.expensive
 def test_plugin_policy_trains_with_stock_rl_zoo(plugin_site, tmp_path):
     run_cli(
         ["-m", "rl_zoo3.train", "--algo", "dqn", "--env", "CartPole-v1", "--gym-packages", "sb3_snn",

@@ -136,7 +136,26 @@ def _fits(default: Any, value: Any) -> bool:
     return True
 
 
-def check_finite_rows(example_obs: np.ndarray, what: str = "example_obs") -> None:
+def as_batch(obs: Any, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """SB3's ``predict`` rule: one observation (shape ``input_shape``) or a batch (``[batch, *input_shape]``).
+
+    :param obs: one observation or a batch
+    :param input_shape: the description's per-observation shape
+    :return: ``(batch, single)``: the observations as a float64 batch, and whether one observation was given
+    :raises ValueError: ``obs`` has neither shape (the message names the shape given and the two accepted)
+    """
+    array = np.asarray(obs, dtype=np.float64)
+    shape = tuple(int(n) for n in input_shape)
+    if array.shape == shape:
+        return array[np.newaxis], True
+    if array.ndim == len(shape) + 1 and array.shape[1:] == shape:
+        return array, False
+    raise ValueError(f"observation shape {array.shape} is neither one observation {shape} "
+                     f"nor a batch (batch, {', '.join(map(str, shape))})")
+
+
+def check_finite_rows(example_obs: np.ndarray, what: str = "example_obs",
+                      why: str = "calibration needs finite observations") -> None:
     """Raise :class:`NonFiniteInputError` if a row of ``example_obs`` holds NaN or an infinity (naming how many).
 
     Calibration ranges, quantisation scales and activity estimates computed from such rows are NaN or
@@ -144,13 +163,13 @@ def check_finite_rows(example_obs: np.ndarray, what: str = "example_obs") -> Non
 
     :param example_obs: ``[batch, ...]`` float observations
     :param what: what they are, for the message
+    :param why: why they must be finite, for the message
     """
     rows = example_obs.reshape(len(example_obs), -1) if example_obs.ndim > 1 else example_obs.reshape(1, -1)
     bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
     if bad.size:
         first = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
-        raise NonFiniteInputError(f"{what}: {bad.size} of {len(rows)} rows hold NaN or infinite values (rows {first}); "
-                                  "calibration needs finite observations")
+        raise NonFiniteInputError(f"{what}: {bad.size} of {len(rows)} rows hold NaN or infinite values (rows {first}); {why}")
 
 
 @dataclass
@@ -232,9 +251,23 @@ class Deployment(ABC):
     def __init__(self, description: SpikingDescription) -> None:
         self.description = description
 
-    @abstractmethod
     def run(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions ``[batch]`` for a batch of observations ``[batch, *input_shape]``."""
+        """Greedy actions, with SB3's ``predict`` rule for shapes: one observation (shape
+        ``description.input_shape``) gives one action (a 0-d array), a batch ``[batch, *input_shape]``
+        gives ``[batch]`` actions.
+
+        :param obs: one observation or a batch, preprocessed as the description's input
+        :raises ValueError: ``obs`` has neither shape
+        :raises NonFiniteInputError: an observation holds NaN or an infinity (a deployment never acts on one)
+        """
+        batch, single = as_batch(obs, self.description.input_shape)
+        check_finite_rows(batch, "observations given to run()", "a deployment does not act on them")
+        actions = np.asarray(self._run_batch(batch))
+        return actions.reshape(()) if single else actions
+
+    @abstractmethod
+    def _run_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions ``[batch]`` for ``[batch, *input_shape]`` float64 observations (what :meth:`run` calls)."""
 
     @abstractmethod
     def report(self) -> BackendReport:

@@ -402,7 +402,7 @@ class NIRDeployment(Deployment):
         self.action_rate_hz = action_rate_hz
         self.exported = from_nir(graph)
 
-    def run(self, obs: np.ndarray) -> np.ndarray:
+    def _run_batch(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions of the network the NIR graph describes (float reference simulation)."""
         return _actions(self.exported, obs)
 

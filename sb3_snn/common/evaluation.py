@@ -2,8 +2,8 @@
 
 :func:`play_episodes` plays one environment; on every agent step it asks the actor for its greedy
 action, times that call, hands the observation and the greedy action to each hook (agreement with a
-reference policy, SynOps, anything), then acts epsilon-greedily. Hooks here: :class:`Agreement` and
-:class:`CostSum`.
+reference policy, SynOps, anything), then acts epsilon-greedily. Hooks here: :class:`Agreement`,
+:class:`ActionError` (its counterpart for Box actions) and :class:`CostSum`.
 
 Why not SB3's ``evaluate_policy``: its ``callback`` sees every step, but the loop itself does not fit.
 It resets the environment once and relies on auto-reset, so episode ``i`` cannot be reseeded with
@@ -53,6 +53,35 @@ class Agreement:
     def rate(self) -> float:
         """Share of agreeing steps (NaN before any step)."""
         return self.matches / self.steps if self.steps else float("nan")
+
+
+class ActionError:
+    """Mean absolute difference between the actor's action and a reference agent's on the same observation,
+    relative to the action range: ``mean_i |a_i - a_ref,i| / (high_i - low_i)`` per step, averaged over the
+    steps (Box actions, where agreement of exact actions means nothing).
+
+    :param reference: anything with SB3's ``predict``, or a function of observations returning actions
+    :param space: the Box action space (its bounds give the range)
+    """
+
+    def __init__(self, reference: Any, space: spaces.Box) -> None:
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ValueError(f"ActionError needs a bounded Box action space, got {space}")
+        self.act = greedy_actions(reference)
+        self.range = np.asarray(space.high - space.low, dtype=np.float64).reshape(-1)
+        self.total = 0.0
+        self.steps = 0
+
+    def __call__(self, obs: np.ndarray, greedy: np.ndarray) -> None:
+        reference = self.act(obs).reshape(-1, self.range.size)
+        actions = np.asarray(greedy, dtype=np.float64).reshape(-1, self.range.size)
+        self.total += float(np.mean(np.abs(actions - reference) / self.range))
+        self.steps += 1
+
+    @property
+    def mean(self) -> float:
+        """Mean relative action error per step (NaN before any step)."""
+        return self.total / self.steps if self.steps else float("nan")
 
 
 class CostSum:
@@ -127,6 +156,7 @@ def play_episodes(
     max_episode_steps: int | None = None,
     max_steps: int | None = None,
     hooks: Sequence[StepHook] = (),
+    on_episode_start: Callable[[], None] | None = None,
 ) -> EpisodeRun:
     """Play ``n_episodes`` with ``actor`` acting epsilon-greedily in one environment.
 
@@ -145,6 +175,8 @@ def play_episodes(
         its score, and it counts as truncated; the next episode starts a new game)
     :param max_steps: stop the run after this many agent steps in all (the unfinished episode is not scored)
     :param hooks: called on every step with ``(obs, greedy_action)``
+    :param on_episode_start: called after every episode's reset, before its first action (an actor that
+        keeps state between steps, such as membranes carried over, starts the episode from rest)
     """
     venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: Monitor(env)])
     if venv.num_envs != 1:
@@ -161,6 +193,8 @@ def play_episodes(
             venv.seed(episode_seed)
         rng = np.random.default_rng(episode_seed)  # epsilon draws of this episode only
         obs: Any = venv.reset()
+        if on_episode_start is not None:
+            on_episode_start()
         total, length = 0.0, 0
         while True:
             if max_steps is not None and run.n_steps >= max_steps:

@@ -38,12 +38,22 @@ from sb3_snn.common.safe_zip import (
 from sb3_snn.spiking.contract import is_spiking_policy
 
 __all__ = [
-    "KINDS", "ActingNetwork", "acting_modules", "acting_network", "acting_scores", "algorithm_table", "greedy_actions",
-    "infer_algorithm", "load_model", "parameter_bytes", "resolve_model_path",
+    "KINDS",
+    "ActingNetwork",
+    "acting_modules",
+    "acting_network",
+    "acting_scores",
+    "action_squash",
+    "algorithm_table",
+    "greedy_actions",
+    "infer_algorithm",
+    "load_model",
+    "parameter_bytes",
+    "resolve_model_path",
 ]
 
 #: Kinds of :class:`ActingNetwork`.
-KINDS = ("q", "quantile", "actor", "policy")
+KINDS = ("q", "quantile", "actor", "deterministic_actor", "policy")
 
 
 @dataclass
@@ -51,8 +61,10 @@ class ActingNetwork:
     """The part of a policy that computes the action.
 
     :param kind: ``"q"`` (a Q-network: DQN, DDQN, CVTC), ``"quantile"`` (QR-DQN: Q is the mean of the
-        quantiles), ``"actor"`` (an actor-critic's actor: features, ``policy_net``, ``action_net``) or
-        ``"policy"`` (anything else, a spiking policy say: the whole policy acts, its ``forward`` gives scores)
+        quantiles), ``"actor"`` (an actor-critic's actor: features, ``policy_net``, ``action_net``),
+        ``"deterministic_actor"`` (the actor of SAC, TD3 or DDPG: its scores are the deterministic action
+        before the ``tanh`` squash) or ``"policy"`` (anything else, a spiking policy say: the whole policy
+        acts, its ``forward`` gives scores)
     :param policy: the policy (or the bare Q-network) it belongs to
     :param modules: ``(qualified name, module)`` in execution order; their parameters are the acting ones
     """
@@ -86,7 +98,9 @@ class ActingNetwork:
             if isinstance(policy.action_space, spaces.Discrete):
                 # what a Categorical distribution stores: logits normalised to log-probabilities
                 return scores - scores.logsumexp(dim=-1, keepdim=True)
-            return scores  # a Box: the action means
+            return scores  # a Box: the action means (SB3's predict clips them, see action_squash)
+        if self.kind == "deterministic_actor":
+            return _pre_squash_action(policy.actor, obs)
         return policy(obs)
 
 
@@ -123,8 +137,15 @@ def acting_network(agent: Any) -> ActingNetwork:
         modules: list[tuple[str, Any]] = [("pi_features_extractor", policy.pi_features_extractor),
                    ("mlp_extractor.policy_net", policy.mlp_extractor.policy_net), ("action_net", policy.action_net)]
         return ActingNetwork("actor", policy, modules)
-    if isinstance(getattr(policy, "actor", None), nn.Module):  # SAC / TD3: the actor, not the critics
-        return ActingNetwork("policy", policy, [("actor", policy.actor)])
+    actor = getattr(policy, "actor", None)
+    if isinstance(actor, nn.Module) and isinstance(getattr(actor, "mu", None), nn.Module):
+        # SAC / TD3 / DDPG: the actor's mean path, not the critics (nor SAC's log-std head: a deterministic
+        # action does not use it)
+        latent = [("actor.latent_pi", actor.latent_pi)] if isinstance(getattr(actor, "latent_pi", None), nn.Module) else []
+        parts = [("actor.features_extractor", actor.features_extractor), *latent, ("actor.mu", actor.mu)]
+        return ActingNetwork("deterministic_actor", policy, parts)
+    if isinstance(actor, nn.Module):  # another actor-critic with an actor module: the actor, not the critics
+        return ActingNetwork("policy", policy, [("actor", actor)])
     return ActingNetwork("policy", policy, [("", policy)])
 
 
@@ -141,8 +162,9 @@ def acting_scores(agent: Any, obs: th.Tensor) -> th.Tensor:
     """Action scores ``[batch, n_actions]`` for raw observations, in evaluation mode, on the device of ``obs``.
 
     Q-values for DQN / DDQN / CVTC, the mean of the quantiles for QR-DQN, the normalised logits of the
-    categorical distribution for PPO / A2C (the action means for a Box action space), ``forward`` for a
-    spiking policy.
+    categorical distribution for PPO / A2C (the Gaussian means for a Box action space), the deterministic
+    action before its ``tanh`` for SAC / TD3 / DDPG (:func:`action_squash` says how either becomes an
+    action), ``forward`` for a spiking policy.
 
     :param agent: an SB3 model or its policy
     :param obs: a batch of raw (unpreprocessed) observations
@@ -153,6 +175,41 @@ def acting_scores(agent: Any, obs: th.Tensor) -> th.Tensor:
         policy.set_training_mode(False)
     device = getattr(policy, "device", th.device("cpu"))
     return network.scores(obs.to(device)).float().to(obs.device)
+
+
+def _pre_squash_action(actor: nn.Module, obs: th.Tensor) -> th.Tensor:
+    """The deterministic action of a SAC or TD3/DDPG actor before its ``tanh``: SAC's Gaussian mean
+    (``get_action_dist_params``; its deterministic action is ``tanh`` of it), TD3's ``mu`` without its
+    final ``nn.Tanh``."""
+    get_params = getattr(actor, "get_action_dist_params", None)
+    if callable(get_params):  # SAC
+        return get_params(obs)[0]
+    mu = actor.mu
+    if not isinstance(mu, nn.Sequential) or not isinstance(mu[-1], nn.Tanh):
+        raise TypeError(f"{type(actor).__name__}.mu does not end with nn.Tanh: cannot read its pre-squash action")
+    features = actor.extract_features(obs, actor.features_extractor)  # type: ignore[operator]
+    return mu[:-1](features)
+
+
+def action_squash(agent: Any) -> str | None:
+    """How ``agent``'s policy turns the scores of :func:`acting_scores` into actions of its Box action space,
+    as SB3's ``predict`` does: ``"tanh"`` (SAC, TD3, DDPG, and actor-critics built with ``squash_output``:
+    ``action = low + (tanh(score) + 1) / 2 * (high - low)``, SB3's ``unscale_action``) or ``"clip"``
+    (PPO / A2C: the Gaussian mean clipped to ``[low, high]``); ``None`` for a discrete action space.
+
+    :param agent: an SB3 model or its policy
+    :raises TypeError: a Box policy whose squash is unknown (not an actor-critic, SAC, TD3 or DDPG)
+    """
+    policy = _policy_of(agent)
+    if not isinstance(policy.action_space, spaces.Box):
+        return None
+    kind = acting_network(policy).kind
+    if kind == "deterministic_actor":
+        return "tanh"
+    if kind == "actor":
+        return "tanh" if getattr(policy, "squash_output", False) else "clip"
+    raise TypeError(f"{type(policy).__name__}: unknown squash of a Box action policy; expected an actor-critic "
+                    "(PPO, A2C), SAC, TD3 or DDPG policy")
 
 
 def parameter_bytes(agent: Any) -> int:
@@ -185,8 +242,8 @@ def infer_algorithm(policy_class: Any, data: dict[str, Any], table: dict[str, ty
 
     A QR-DQN policy is ``qrdqn``; a DQN policy ``dqn`` (DDQN and CVTC models differ from DQN in training
     only, and load as DQN to act); an actor-critic ``ppo`` if its data has PPO's ``clip_range``, else
-    ``a2c``; anything else (an SDN student, say) the one algorithm of ``table`` whose ``policy_aliases``
-    hold that class.
+    ``a2c``; a TD3 policy ``td3`` (DDPG's too: it acts the same); anything else (an SDN student, say) the
+    one algorithm of ``table`` whose ``policy_aliases`` hold that class.
 
     :param policy_class: the ``policy_class`` of the zip's data
     :param data: the zip's data (its saved attributes)
@@ -195,6 +252,7 @@ def infer_algorithm(policy_class: Any, data: dict[str, Any], table: dict[str, ty
     """
     from sb3_contrib.qrdqn.policies import QRDQNPolicy
     from stable_baselines3.dqn.policies import DQNPolicy
+    from stable_baselines3.td3.policies import TD3Policy
 
     if not isinstance(policy_class, type):
         raise ValueError(f"the saved policy class is {policy_class!r}, not a class; "
@@ -205,6 +263,8 @@ def infer_algorithm(policy_class: Any, data: dict[str, Any], table: dict[str, ty
         return "dqn"
     if issubclass(policy_class, ActorCriticPolicy):
         return "ppo" if "clip_range" in data else "a2c"
+    if issubclass(policy_class, TD3Policy):  # DDPG is TD3 with other training settings: it acts the same
+        return "td3"
     for test in (lambda alias: alias is policy_class, lambda alias: issubclass(policy_class, alias)):
         serving = sorted({name for name, algo in table.items()
                           if any(isinstance(alias, type) and test(alias)

@@ -2,7 +2,10 @@
 
 Conversion rate (Tan et al. 2021): the share of steps where the SNN's greedy action equals the
 source model's greedy action on the same frame, while the SNN is the one acting (epsilon-greedy,
-epsilon = 0.05). SynOps per action come from :func:`sb3_snn.spiking.count_operations`.
+epsilon = 0.05). For Box actions (a converted TD3 / DDPG / SAC actor) exact agreement means nothing: the
+action error takes its place, ``mean_i |a_i - a_source,i| / (high_i - low_i)`` per step on the states the
+SNN meets, and the SNN acts without exploration (epsilon = 0). SynOps per action come from
+:func:`sb3_snn.spiking.count_operations`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_snn.common.evaluation import Agreement, CostSum, play_episodes
+from gymnasium import spaces
+
+from sb3_snn.common.evaluation import ActionError, Agreement, CostSum, play_episodes
 from sb3_snn.conversion.policies import ConvertedQPolicy
 from sb3_snn.spiking.synops import count_operations
 
@@ -29,7 +34,8 @@ class ConversionResult:
     :param scores: per-episode return (the Monitor's unclipped return when available)
     :param mean_score: mean of ``scores``
     :param std_score: standard deviation of ``scores``
-    :param conversion_rate: share of steps with SNN greedy action == source greedy action
+    :param conversion_rate: share of steps with SNN greedy action == source greedy action (``None`` for Box
+        actions: see ``action_error``)
     :param n_steps: agent steps evaluated
     :param synops_per_action: synaptic operations per action (spike-driven, all layers)
     :param input_macs_per_action: dense MACs of the analog-input layer over the ``T`` steps
@@ -38,6 +44,8 @@ class ConversionResult:
     :param seconds_per_action: wall time of one SNN simulation (batch of one env step)
     :param truncated_episodes: episodes stopped at ``max_episode_steps``
     :param rounding: the policy's ``rounding`` (``"floor"``: the paper's neurons)
+    :param action_error: Box actions: mean ``|a - a_source| / (high - low)`` per step (``None`` for Discrete)
+    :param carry_over: whether hidden membranes were kept between actions
     """
 
     timesteps: int
@@ -45,7 +53,7 @@ class ConversionResult:
     scores: list[float]
     mean_score: float
     std_score: float
-    conversion_rate: float
+    conversion_rate: float | None
     n_steps: int
     synops_per_action: float = 0.0
     input_macs_per_action: float = 0.0
@@ -54,17 +62,26 @@ class ConversionResult:
     seconds_per_action: float = 0.0
     truncated_episodes: int = 0
     rounding: str = "floor"
+    action_error: float | None = None
+    carry_over: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
         return asdict(self)
 
 
+def _epsilon(epsilon: float | None, env: gym.Env | VecEnv) -> float:
+    """The exploration of a run: ``epsilon``, or by default 0.05 (the paper's) for Discrete actions, 0 for Box."""
+    if epsilon is not None:
+        return epsilon
+    return 0.05 if isinstance(env.action_space, spaces.Discrete) else 0.0
+
+
 def run_episodes(
     actor: Any,
     env: gym.Env | VecEnv,
     n_episodes: int,
-    epsilon: float = 0.05,
+    epsilon: float | None = None,
     seed: int | None = 0,
     reference: Any | None = None,
     max_episode_steps: int | None = None,
@@ -72,43 +89,57 @@ def run_episodes(
     """Play ``n_episodes`` with ``actor`` acting epsilon-greedily (one env at a time), on
     :func:`sb3_snn.common.evaluation.play_episodes`.
 
-    A :class:`ConvertedQPolicy` acts through one simulation per step, whose spike counts give that step's
-    SynOps (and whose time is the actor's time); anything else acts through ``predict``.
+    A :class:`ConvertedQPolicy` (or :class:`ConvertedActorPolicy`) acts through one simulation per step,
+    whose spike counts give that step's SynOps (and whose time is the actor's time); with ``carry_over`` its
+    hidden membranes go from one step to the next and are zeroed at every episode start. Anything else acts
+    through ``predict``.
 
     :param actor: a :class:`ConvertedQPolicy` or anything with SB3's ``predict``
     :param env: environment (a single-env ``VecEnv`` or a ``gym.Env``)
     :param n_episodes: episodes to play
-    :param epsilon: probability of a uniformly random action
+    :param epsilon: probability of a uniformly random action (``None``: 0.05 for Discrete actions, 0 for Box)
     :param seed: episode ``i`` uses ``seed + i`` for the environment and for its epsilon draws, so an
         episode replays the same whatever its place in a run (``None``: unseeded)
-    :param reference: model whose greedy action is compared on every frame (conversion rate)
+    :param reference: model whose greedy action is compared on every frame (conversion rate, or the action
+        error for Box actions)
     :param max_episode_steps: stop an episode after this many agent steps (counted as truncated)
-    :return: dict with ``scores``, ``matches``, ``n_steps``, ``truncated``, ``seconds``,
-        and for a spiking actor ``cost`` (summed :class:`CostReport` fields) and ``rates``
+    :return: dict with ``scores``, ``matches``, ``n_steps``, ``truncated``, ``seconds``, ``action_error``
+        (Box actions with a reference, else ``None``), and for a spiking actor ``cost`` (summed
+        :class:`CostReport` fields) and ``rates``
     """
     hooks: list[Any] = []
-    agreement = Agreement(reference) if reference is not None else None
+    box = isinstance(env.action_space, spaces.Box)
+    agreement = Agreement(reference) if reference is not None and not box else None
+    action_error = ActionError(reference, env.action_space) if reference is not None and box else None  # type: ignore[arg-type]
     cost = None
     act: Any = actor
+    on_episode_start = None
     if isinstance(actor, ConvertedQPolicy):  # this method's own policy: SynOps from the simulation that acts
         description = actor.spiking_description()
         last: list[Any] = []
+        state: list[dict[int, th.Tensor] | None] = [None]  # carried-over hidden membranes
 
         def act(obs: np.ndarray) -> np.ndarray:
             obs_tensor, _ = actor.obs_to_tensor(obs)
             with th.no_grad():
-                simulation = actor.simulate(obs_tensor)  # type: ignore[arg-type]  # a Box space: one tensor
+                simulation = actor.simulate(obs_tensor, initial_potential=state[0])  # type: ignore[arg-type]  # one tensor
             last[:] = [simulation]
-            return simulation.outputs.argmax(dim=1).cpu().numpy()
+            if actor.carry_over:
+                state[0] = actor.carried_membranes(simulation)
+            actions = actor.actions_of(simulation.outputs).cpu().numpy()
+            return actor.unscale_action(actions) if actor.squash_output else actions
+
+        def on_episode_start() -> None:
+            state[0] = None
 
         cost = CostSum(lambda obs: count_operations(description, actor.spike_counts_by_name(last[0])))
         hooks.append(cost)
-    if agreement is not None:
-        hooks.append(agreement)  # CR counts agreement on this frame
-    run = play_episodes(act, env, n_episodes, epsilon=epsilon, seed=seed, max_episode_steps=max_episode_steps,
-                        hooks=hooks)
+    hooks += [hook for hook in (agreement, action_error) if hook is not None]  # compared on this frame
+    run = play_episodes(act, env, n_episodes, epsilon=_epsilon(epsilon, env), seed=seed,
+                        max_episode_steps=max_episode_steps, hooks=hooks, on_episode_start=on_episode_start)
     out: dict[str, Any] = {"scores": run.scores, "matches": agreement.matches if agreement else 0,
-                           "n_steps": run.n_steps, "truncated": run.truncated, "seconds": run.seconds}
+                           "n_steps": run.n_steps, "truncated": run.truncated, "seconds": run.seconds,
+                           "action_error": action_error.mean if action_error is not None else None}
     if cost is not None:
         out.update(synops=cost.synops, input_macs=cost.input_macs,
                    rates={k: v / max(run.n_steps, 1) for k, v in cost.rates.items()},
@@ -121,17 +152,17 @@ def evaluate_conversion(
     source: Any,
     env: gym.Env | VecEnv,
     n_episodes: int = 10,
-    epsilon: float = 0.05,
+    epsilon: float | None = None,
     seed: int | None = 0,
     max_episode_steps: int | None = None,
 ) -> ConversionResult:
-    """Score, conversion rate and SynOps of ``policy`` acting in ``env``.
+    """Score, conversion rate (or action error, for Box actions) and SynOps of ``policy`` acting in ``env``.
 
-    :param policy: the converted policy (its ``timesteps`` and ``readout`` are used)
+    :param policy: the converted policy (its ``timesteps``, ``readout`` and ``carry_over`` are used)
     :param source: the source model (``predict``), compared on every frame the SNN sees
     :param env: a single environment
     :param n_episodes: episodes
-    :param epsilon: exploration of the acting SNN
+    :param epsilon: exploration of the acting SNN (``None``: 0.05 for Discrete actions, 0 for Box)
     :param seed: environment / epsilon seed
     :param max_episode_steps: cap on agent steps per episode
     """
@@ -140,23 +171,24 @@ def evaluate_conversion(
     return ConversionResult(
         timesteps=policy.timesteps, readout=policy.readout, scores=run["scores"],
         mean_score=float(np.mean(run["scores"])), std_score=float(np.std(run["scores"])),
-        conversion_rate=run["matches"] / steps, n_steps=run["n_steps"],
+        conversion_rate=None if run["action_error"] is not None else run["matches"] / steps, n_steps=run["n_steps"],
         synops_per_action=run["synops"] / steps, input_macs_per_action=run["input_macs"] / steps,
         ann_macs=run["ann_macs"], firing_rates=run["rates"], seconds_per_action=run["seconds"] / steps,
-        truncated_episodes=run["truncated"], rounding=policy.rounding,
+        truncated_episodes=run["truncated"], rounding=policy.rounding, action_error=run["action_error"],
+        carry_over=policy.carry_over,
     )
 
 
 def evaluate_source(
-    source: Any, env: gym.Env | VecEnv, n_episodes: int = 10, epsilon: float = 0.05, seed: int | None = 0,
+    source: Any, env: gym.Env | VecEnv, n_episodes: int = 10, epsilon: float | None = None, seed: int | None = 0,
     max_episode_steps: int | None = None,
 ) -> ConversionResult:
-    """The source model's own score under the same protocol (``readout="ann"``, conversion rate 1).
+    """The source model's own score under the same protocol (``readout="ann"``, conversion rate 1, action error 0).
 
     :param source: the source model (``predict``)
     :param env: a single environment
     :param n_episodes: episodes
-    :param epsilon: exploration
+    :param epsilon: exploration (``None``: 0.05 for Discrete actions, 0 for Box)
     :param seed: environment / epsilon seed
     :param max_episode_steps: cap on agent steps per episode
     """
@@ -165,6 +197,7 @@ def evaluate_source(
         timesteps=0, readout="ann", scores=run["scores"], mean_score=float(np.mean(run["scores"])),
         std_score=float(np.std(run["scores"])), conversion_rate=1.0, n_steps=run["n_steps"],
         seconds_per_action=run["seconds"] / max(run["n_steps"], 1), truncated_episodes=run["truncated"],
+        action_error=0.0 if isinstance(env.action_space, spaces.Box) else None,
     )
 
 
@@ -209,8 +242,10 @@ def format_table(results: list[ConversionResult]) -> str:
         t = "-" if r.readout == "ann" else str(r.timesteps)
         synops = "-" if r.readout == "ann" else f"{r.synops_per_action:.3g}"
         rounding = "-" if r.readout == "ann" else r.rounding
+        agreement = (f"{100 * r.conversion_rate:>9.2f}%" if r.conversion_rate is not None
+                     else f"{'err ' + format(100 * (r.action_error or 0.0), '.2f'):>9}%")  # Box: action error
         lines.append(
             f"{t:>5} {r.readout:>13} {rounding:>8} {r.mean_score:>8.2f} ± {r.std_score:<5.2f} "
-            f"{100 * r.conversion_rate:>9.2f}% {synops:>14} {r.seconds_per_action:>9.4f} {r.n_steps:>7}"
+            f"{agreement} {synops:>14} {r.seconds_per_action:>9.4f} {r.n_steps:>7}"
         )
     return "\n".join(lines)

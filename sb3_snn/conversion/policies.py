@@ -1,4 +1,6 @@
-"""``ConvertedQPolicy``: a converted (normalised) ReLU Q-network run as integrate-and-fire neurons.
+"""``ConvertedQPolicy``: a converted (normalised) ReLU Q-network run as integrate-and-fire neurons;
+``ConvertedActorPolicy``: the same for the deterministic actor of a continuous-action model (TD3, DDPG,
+SAC), whose readout goes through the actor's ``tanh`` and SB3's rescaling to the Box action space.
 
 An SB3 ``BasePolicy``: ``predict`` (single and vectorised observations), ``evaluate_policy``,
 ``get_parameters``/``set_parameters`` work as for any SB3 policy; ``forward`` gives the readout values
@@ -29,6 +31,8 @@ from sb3_snn.spiking.synops import CostReport, count_operations
 
 #: How hidden neurons turn their integrated current into a spike count (see ``ConvertedQPolicy``).
 ROUNDINGS = ("floor", "round")
+#: What a :class:`ConvertedActorPolicy` applies to its readout to get an action in ``[-1, 1]``.
+SQUASHES = ("tanh",)
 
 SelfConvertedQPolicy = TypeVar("SelfConvertedQPolicy", bound="ConvertedQPolicy")
 
@@ -84,6 +88,13 @@ class ConvertedQPolicy(BasePolicy):
     :param normalize_images: divide image observations by 255 (as the source did)
     :param max_chunk_elements: batch observations so that ``T * batch * neurons`` stays below this
     :param metadata: free-form provenance (source algorithm, percentile, env id, ...)
+    :param carry_over: hidden neurons keep their membrane from one action to the next (not the paper's):
+        ``predict(obs, state, episode_start)`` then works like an SB3 recurrent policy -- ``state`` holds the
+        hidden layers' membranes per environment, ``episode_start`` zeroes an environment's membranes, and
+        ``state=None`` starts from rest. What a neuron did not fire in one action is fired in the next, so
+        the quantisation error of the spike counts does not pile up over an episode. The carried membranes
+        are clipped at 0 from below (:meth:`carried_membranes`); the output layer starts at 0 every action
+        (its robust readout is that action's mean current).
     """
 
     #: No algorithm trains it (``sb3-snn list`` shows ``built_by`` instead).
@@ -106,10 +117,10 @@ class ConvertedQPolicy(BasePolicy):
         max_chunk_elements: int = 1 << 24,
         metadata: dict[str, Any] | None = None,
         rounding: str = "floor",
+        carry_over: bool = False,
     ) -> None:
         super().__init__(observation_space, action_space, normalize_images=normalize_images)
-        if readout not in READOUTS:
-            raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+        self._check_readout(readout)
         if rounding not in ROUNDINGS:
             raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
         if timesteps < 1:
@@ -123,6 +134,7 @@ class ConvertedQPolicy(BasePolicy):
         self.scales = list(scales) if scales is not None else []
         self.max_chunk_elements = int(max_chunk_elements)
         self.metadata = dict(metadata or {})
+        self.carry_over = bool(carry_over)
         self.layers = nn.ModuleList(build_layer(spec) for spec in self.layer_specs)
         self._shapes = self._infer_shapes()
 
@@ -132,6 +144,7 @@ class ConvertedQPolicy(BasePolicy):
             layer_specs=self.layer_specs, layer_names=self.layer_names, timesteps=self.timesteps,
             readout=self.readout, threshold=self.threshold, scales=self.scales,
             max_chunk_elements=self.max_chunk_elements, metadata=self.metadata, rounding=self.rounding,
+            carry_over=self.carry_over,
         )
         return data
 
@@ -154,18 +167,21 @@ class ConvertedQPolicy(BasePolicy):
         return tuple(get_obs_shape(self.observation_space))  # type: ignore[arg-type]
 
     def with_settings(
-        self, timesteps: int | None = None, readout: str | None = None, rounding: str | None = None
-    ) -> ConvertedQPolicy:
-        """A copy that simulates ``timesteps`` steps with ``readout`` and ``rounding`` (same weights).
+        self: SelfConvertedQPolicy, timesteps: int | None = None, readout: str | None = None,
+        rounding: str | None = None, carry_over: bool | None = None,
+    ) -> SelfConvertedQPolicy:
+        """A copy that simulates ``timesteps`` steps with ``readout``, ``rounding`` and ``carry_over`` (same weights).
 
         :param timesteps: new ``T`` (unchanged if ``None``)
         :param readout: new readout (unchanged if ``None``)
         :param rounding: new rounding (unchanged if ``None``)
+        :param carry_over: keep hidden membranes between actions (unchanged if ``None``)
         """
         clone = copy.deepcopy(self)
+        if carry_over is not None:
+            clone.carry_over = bool(carry_over)
         if readout is not None:
-            if readout not in READOUTS:
-                raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+            clone._check_readout(readout)
             clone.readout = readout
         if rounding is not None:
             if rounding not in ROUNDINGS:
@@ -177,6 +193,16 @@ class ConvertedQPolicy(BasePolicy):
             clone.timesteps = int(timesteps)
         return clone
 
+    def _check_readout(self, readout: str) -> None:
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+
+    @property
+    def hidden_layers(self) -> list[int]:
+        """Indices of the hidden synaptic layers: the layers whose membranes ``carry_over`` keeps (in ``state`` order)."""
+        synaptic = [i for i, layer in enumerate(self.layers) if is_synaptic(layer)]
+        return synaptic[:-1]
+
     @property
     def bias_offset(self) -> float:
         """Extra current per step of every hidden neuron: ``V_thr / (2T)`` with ``rounding="round"``, else 0."""
@@ -187,22 +213,28 @@ class ConvertedQPolicy(BasePolicy):
         # a Box observation space: the preprocessed observation is one tensor
         return cast(th.Tensor, preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)).float()
 
-    def simulate(self, obs: th.Tensor, dtype: th.dtype | None = None) -> IFSimulation:
+    def simulate(
+        self, obs: th.Tensor, dtype: th.dtype | None = None, initial_potential: dict[int, th.Tensor] | None = None
+    ) -> IFSimulation:
         """Run the spiking network on a batch of raw observation tensors (chunked to bound memory).
 
         :param obs: ``[batch, *obs_shape]`` as ``obs_to_tensor`` returns it
         :param dtype: simulate in this dtype (e.g. ``th.float64``); default: the parameters' dtype
+        :param initial_potential: per hidden layer index (:attr:`hidden_layers`), the membranes
+            ``[batch, *shape]`` to start from (state carry-over); ``None``: every neuron starts at 0
         """
         x = self.preprocess(obs)
         layers: list[nn.Module] = list(self.layers)
         if dtype is not None and dtype != x.dtype:
             x = x.to(dtype)
             layers = [copy.deepcopy(layer).to(dtype) for layer in layers]
+        initial = {index: v.to(x.device, x.dtype) for index, v in (initial_potential or {}).items()}
         neurons = max(int(np.prod(out)) for _, out in self._shapes)
         chunk = max(1, self.max_chunk_elements // (self.timesteps * neurons))
         parts = [
             simulate_fast(layers, x[i : i + chunk], self.timesteps, self.threshold, self.readout,
-                          bias_offset=self.bias_offset)
+                          bias_offset=self.bias_offset,
+                          initial_potential={index: v[i : i + chunk] for index, v in initial.items()})
             for i in range(0, x.shape[0], chunk)
         ]
         if len(parts) == 1:
@@ -236,7 +268,91 @@ class ConvertedQPolicy(BasePolicy):
         :param observation: ``[batch, *obs_shape]`` raw observations
         :param deterministic: ignored (the policy is greedy)
         """
-        return self.forward(cast(th.Tensor, observation)).argmax(dim=1)  # Box observations: a tensor
+        return self.actions_of(self.forward(cast(th.Tensor, observation)))  # Box observations: a tensor
+
+    def actions_of(self, outputs: th.Tensor) -> th.Tensor:
+        """The actions :meth:`_predict` picks from readout values ``[batch, n_actions]``: their argmax.
+
+        :param outputs: readout values, as :meth:`forward` gives them
+        """
+        return outputs.argmax(dim=1)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``; with ``carry_over`` it works like a recurrent policy's.
+
+        :param observation: one observation or a batch (one per environment)
+        :param state: with ``carry_over``: the membranes returned by the previous call (one array
+            ``[n_envs, *shape]`` per hidden layer), ``None`` to start from rest; ignored otherwise
+        :param episode_start: with ``carry_over``: ``[n_envs]`` flags of the environments that start an
+            episode (their membranes are set to 0); ignored otherwise
+        :param deterministic: ignored (the policy is deterministic)
+        :return: the actions and, with ``carry_over``, the membranes after this action (else ``None``)
+        """
+        if not self.carry_over:
+            return super().predict(observation, state, episode_start, deterministic)
+        self.set_training_mode(False)
+        obs_tensor, vectorized = self.obs_to_tensor(observation)
+        obs_tensor = cast(th.Tensor, obs_tensor)  # Box (or Discrete) observations: one tensor
+        initial = self.initial_potential(state, episode_start, obs_tensor.shape[0])
+        with th.no_grad():
+            simulation = self.simulate(obs_tensor, initial_potential=initial)
+            actions = self.actions_of(simulation.outputs).cpu().numpy()
+        next_state = tuple(v.cpu().numpy() for v in self.carried_membranes(simulation).values())
+        actions = actions.reshape((-1, *(self.action_space.shape or ())))
+        if isinstance(self.action_space, spaces.Box):
+            actions = self.unscale_action(actions) if self.squash_output else np.clip(
+                actions, self.action_space.low, self.action_space.high)
+        if not vectorized:
+            actions = actions.squeeze(axis=0)
+        return actions, next_state
+
+    def carried_membranes(self, simulation: IFSimulation) -> dict[int, th.Tensor]:
+        """The hidden membranes the next action starts from (``carry_over``): the final ones, clipped at 0 from below.
+
+        An IF neuron's membrane has no lower bound: a neuron driven negative during one action would carry
+        that debt into the next ones and stay silent long after its input turned positive -- a memory of
+        past observations the ANN's ReLU does not have (on Pendulum, unclipped carry-over made the action
+        error several times worse than resetting). The positive part is this action's unfired remainder,
+        the part worth passing on.
+
+        :param simulation: the result of :meth:`simulate` for this action
+        :return: per hidden layer index (:attr:`hidden_layers` order), ``max(V(T), 0)``
+        """
+        return {index: simulation.final_potential[index].clamp_min(0.0) for index in self.hidden_layers}
+
+    def initial_potential(
+        self, state: tuple[np.ndarray, ...] | None, episode_start: np.ndarray | None, n_envs: int
+    ) -> dict[int, th.Tensor] | None:
+        """The membranes a carry-over step starts from: ``state``, with the rows of ``episode_start`` zeroed.
+
+        :param state: one array ``[n_envs, *shape]`` per hidden layer (:attr:`hidden_layers`), or ``None`` (rest)
+        :param episode_start: ``[n_envs]`` flags, or ``None``
+        :param n_envs: the number of observations of this step
+        :raises ValueError: ``state`` does not fit the network or the batch
+        """
+        if state is None:
+            return None
+        hidden = self.hidden_layers
+        shapes = [self._shapes[i][1] for i in hidden]
+        if len(state) != len(hidden) or any(
+                np.shape(v) != (n_envs, *shape) for v, shape in zip(state, shapes, strict=True)):
+            raise ValueError(
+                f"state does not fit: expected {len(hidden)} arrays of shapes "
+                f"{[(n_envs, *shape) for shape in shapes]} (hidden membranes), got {[np.shape(v) for v in state]}"
+            )
+        keep = th.ones(n_envs, device=self.device)
+        if episode_start is not None:
+            keep = th.as_tensor(1.0 - np.asarray(episode_start, dtype=np.float32).reshape(-1), device=self.device)
+        return {
+            index: th.as_tensor(np.asarray(v), device=self.device) * keep.reshape(-1, *([1] * (np.ndim(v) - 1)))
+            for index, v in zip(hidden, state, strict=True)
+        }
 
     def parameter_bytes(self) -> int:
         """Bytes of the weights and biases of the layers (float32 as converted: 4 per parameter)."""
@@ -279,10 +395,20 @@ class ConvertedQPolicy(BasePolicy):
         metadata = {"method": "conversion", "scales": self.scales, "rounding": self.rounding,
                     "bias_offset": self.bias_offset, **self.metadata,
                     "preprocessing": "SB3 preprocess_obs" + (" (images / 255)" if self.normalize_images else "")}
+        if self.carry_over:  # the description simulates one action from rest; a runtime keeps the state
+            metadata["carry_over"] = "hidden membranes persist between actions, zeroed at episode start"
         return SpikingDescription(
             layers=layers, input_shape=self.input_shape(), encoding={"kind": "analog"}, timesteps=self.timesteps,
-            readout={"kind": self.readout}, n_actions=int(self.action_space.n), metadata=metadata,
+            readout=self._readout_record(), n_actions=self._n_outputs(), metadata=metadata,
         )
+
+    def _readout_record(self) -> dict[str, Any]:
+        """The description's ``readout`` entry."""
+        return {"kind": self.readout}
+
+    def _n_outputs(self) -> int:
+        """Outputs of the last layer (the description's ``n_actions``)."""
+        return int(self.action_space.n)
 
     def spike_counts_by_name(self, simulation: IFSimulation) -> dict[str, np.ndarray]:
         """Spike counts of a :meth:`simulate` result keyed by layer name (for ``count_operations``)."""
@@ -306,3 +432,96 @@ class ConvertedQPolicy(BasePolicy):
         :param device: torch device (``"auto"``: CUDA when available)
         """
         return load_policy(cls, path, device)
+
+
+class ConvertedActorPolicy(ConvertedQPolicy):
+    """The deterministic actor of a TD3 / DDPG / SAC model converted to integrate-and-fire neurons.
+
+    The network and its neurons are those of :class:`ConvertedQPolicy`; the last layer's readout estimates
+    the actor's pre-activation (the robust readout is that layer's time-averaged input current, and
+    :func:`sb3_snn.convert` leaves the output layer unnormalised, ``lambda_L = 1``), and the action is what
+    the teacher does with it: ``tanh``, then SB3's rescaling to ``[low, high]`` (``predict``, through
+    ``unscale_action``, as for every SB3 policy with ``squash_output``).
+
+    ``forward`` gives the readout (the action means before the squash), ``_predict`` the squashed action in
+    ``[-1, 1]`` and ``predict`` the action in the space. The readout must be signed: ``"rate"`` (spike
+    counts / T, never negative) is refused.
+
+    :param observation_space: observation space of the source model
+    :param action_space: the bounded 1-D ``Box`` action space of the source model
+    :param layer_specs: :func:`layer_spec` of every layer, in order
+    :param layer_names: qualified names of the layers in the source model
+    :param timesteps: simulation steps per action ``T``
+    :param readout: ``"robust"`` (the paper's) or ``"robust_hidden"`` (see :class:`ConvertedQPolicy`)
+    :param threshold: ``V_thr`` of every neuron
+    :param scales: the normalisation factors ``lambda_l`` used (provenance; the last is 1)
+    :param normalize_images: divide image observations by 255 (as the source did)
+    :param max_chunk_elements: batch observations so that ``T * batch * neurons`` stays below this
+    :param metadata: free-form provenance
+    :param rounding: ``"floor"`` or ``"round"`` (see :class:`ConvertedQPolicy`)
+    :param carry_over: keep hidden membranes between actions (see :class:`ConvertedQPolicy`)
+    :param squash: the function from readout to ``[-1, 1]`` (one of :data:`SQUASHES`: the actor's ``tanh``)
+    """
+
+    action_space: spaces.Box  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        layer_specs: list[dict[str, Any]],
+        layer_names: list[str] | None = None,
+        timesteps: int = 500,
+        readout: str = "robust",
+        threshold: float = 1.0,
+        scales: list[float] | None = None,
+        normalize_images: bool = True,
+        max_chunk_elements: int = 1 << 24,
+        metadata: dict[str, Any] | None = None,
+        rounding: str = "floor",
+        carry_over: bool = False,
+        squash: str = "tanh",
+    ) -> None:
+        if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1 or not (
+                np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+            raise ValueError(f"ConvertedActorPolicy needs a bounded 1-D Box action space, got {action_space}")
+        if squash not in SQUASHES:
+            raise ValueError(f"unknown squash {squash!r}; expected one of {SQUASHES}")
+        super().__init__(
+            observation_space, action_space, layer_specs, layer_names=layer_names, timesteps=timesteps,  # type: ignore[arg-type]
+            readout=readout, threshold=threshold, scales=scales, normalize_images=normalize_images,
+            max_chunk_elements=max_chunk_elements, metadata=metadata, rounding=rounding, carry_over=carry_over,
+        )
+        self.squash = squash
+        self._squash_output = True  # SB3's predict rescales [-1, 1] to [low, high] (unscale_action)
+        n_out = int(np.prod(self._shapes[-1][1]))
+        if n_out != action_space.shape[0]:
+            raise ValueError(f"the last layer has {n_out} outputs, the action space {action_space.shape[0]} dimensions")
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(squash=self.squash)
+        return data
+
+    def _check_readout(self, readout: str) -> None:
+        super()._check_readout(readout)
+        if readout == "rate":
+            raise ValueError(
+                "a converted continuous actor needs a signed readout of its pre-activation ('robust' or "
+                "'robust_hidden'); 'rate' (spike counts / T) is never negative"
+            )
+
+    def actions_of(self, outputs: th.Tensor) -> th.Tensor:
+        """Squashed actions ``[batch, action_dim]`` in ``[-1, 1]``: ``tanh`` of the readout (as the teacher's actor).
+
+        :param outputs: readout values, as :meth:`forward` gives them
+        """
+        return th.tanh(outputs)
+
+    def _readout_record(self) -> dict[str, Any]:
+        """The readout, then the squash and SB3's rescaling: ``a = low + (tanh(f) + 1)(high - low) / 2``."""
+        return {"kind": self.readout, "squash": self.squash, "low": self.action_space.low.tolist(),
+                "high": self.action_space.high.tolist()}
+
+    def _n_outputs(self) -> int:
+        return int(self.action_space.shape[0])

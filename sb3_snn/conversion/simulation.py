@@ -53,6 +53,13 @@ Options beyond the paper's method (both exact in the fast path and the reference
   leftover potential is passed on as a fractional spike. This makes the last hidden layer an analog
   (ReLU-of-mean-current) layer at readout time; a chip has to read that layer's membranes.
 
+State carry-over (``initial_potential``, exact in both paths): hidden neurons may start an action
+with the membrane they ended the previous one with, ``v[0] = v0``, instead of 0. The dynamics above hold
+with ``S[t]`` replaced by ``v0 + S[t]`` (the membrane before the spike test at step ``t`` is
+``v0 + S[t] - V_thr n[t-1]``), so a layer with an initial membrane goes through the same recurrence
+(the first layer too: its closed form assumes ``v[0] = 0``). The output layer always starts at 0: its
+robust readout is this action's time-averaged input current.
+
 Float rounding: the fast path sums currents in a different order from the per-step loop, so in
 float32 a membrane that lands within rounding error of the threshold can fire one step apart. With
 dyadic weights/inputs (all sums exact) or in float64 both paths give identical spikes; the tests check
@@ -382,6 +389,7 @@ def simulate_fast(
     readout: str = "robust",
     fast: bool = True,
     bias_offset: float = 0.0,
+    initial_potential: dict[int, th.Tensor] | None = None,
 ) -> IFSimulation:
     """Fast simulation: layer by layer, time batched on cumulative counts, the dynamics solved with
     closed forms / one vectorised op per step, silent inputs dropped.
@@ -393,8 +401,11 @@ def simulate_fast(
     :param readout: ``"robust"``, ``"rate"`` or ``"robust_hidden"``
     :param fast: ``False`` solves every layer after the first with the plain per-step membrane loop
     :param bias_offset: extra current per step for every hidden (not output) neuron
+    :param initial_potential: per hidden layer index, the membrane ``[batch, *shape]`` its neurons start
+        with (state carry-over; missing layers start at 0)
     """
     last, hidden = _check(layers, readout)
+    initial = _check_initial(layers, last, initial_potential)
     counts: dict[int, th.Tensor] = {}
     potentials: dict[int, th.Tensor] = {}
     fast_fraction: dict[int, float] = {}
@@ -409,7 +420,8 @@ def simulate_fast(
                     x = layer(x)
                 continue  # Flatten between spiking layers: the next Linear flattens its input
             offset = bias_offset if index != last else 0.0
-            if train is None:  # first synaptic layer: constant analog input
+            v0 = initial.get(index)
+            if train is None and v0 is None:  # first synaptic layer: constant analog input
                 z = _apply(layer, x, offset)
                 final = th.floor((z / threshold) * steps).clamp_(0, steps)  # n(T) = clip(floor(T z / V_thr), 0, T)
                 v_final = steps * z - threshold * final  # V(T) = T z - V_thr n(T)
@@ -421,14 +433,21 @@ def simulate_fast(
                 if index == hidden:
                     hidden_rate = (z - offset) / threshold
             else:
-                bias = layer.bias
-                if offset:
-                    bias = (bias + offset) if bias is not None else th.full(
-                        (_out_channels(layer),), offset, dtype=layer.weight.dtype, device=layer.weight.device)
-                cumulative = _cumulative_current(layer, train, steps, batch, bias)
+                if train is None:  # first layer starting from a carried-over membrane: S[t] = t z
+                    z = _apply(layer, x, offset)
+                    cumulative = _constant_cumulative(z, steps)
+                else:
+                    bias = layer.bias
+                    if offset:
+                        bias = (bias + offset) if bias is not None else th.full(
+                            (_out_channels(layer),), offset, dtype=layer.weight.dtype, device=layer.weight.device)
+                    cumulative = _cumulative_current(layer, train, steps, batch, bias)
                 flat, cl = _neurons_view(cumulative, steps)
                 shape = tuple(cumulative.shape[1:])
                 total = _from_neurons(flat[-1], 1, batch, shape, cl).clone()  # S(T)
+                if v0 is not None:  # v[0] = v0: the dynamics of v0 + S[t] (module docstring)
+                    start = (v0.permute(0, 2, 3, 1) if cl is not None else v0).reshape(1, -1)
+                    flat = flat + start.to(flat.dtype)
                 n, v_final, valid = solve_cumulative(flat, threshold, fast=fast, in_place=True)
                 fast_fraction[index] = float(valid.to(th.float32).mean())
                 final = _from_neurons(n[-1], 1, batch, shape, cl).clone(memory_format=th.contiguous_format)
@@ -449,6 +468,27 @@ def simulate_fast(
     else:
         outputs = _readout(readout, counts[last], potentials[last], steps, threshold)
     return IFSimulation(outputs, counts, potentials, cumulative_last / steps, fast_fraction)
+
+
+def _check_initial(
+    layers: list[nn.Module], last: int, initial_potential: dict[int, th.Tensor] | None
+) -> dict[int, th.Tensor]:
+    """The initial membranes, checked: only hidden synaptic layers may have one."""
+    initial = dict(initial_potential or {})
+    for index in initial:
+        if index == last or not (0 <= index < len(layers)) or not is_synaptic(layers[index]):
+            raise ValueError(
+                f"initial_potential for layer {index}: only hidden Linear/Conv2d layers carry a membrane over "
+                f"(the output layer {last} is read out and starts at 0 every action)"
+            )
+    return initial
+
+
+def _constant_cumulative(z: th.Tensor, steps: int) -> th.Tensor:
+    """``S[t] = t z`` for ``t = 1..T`` as ``[T * batch, *shape]`` (``channels_last`` for 4-D ``z``)."""
+    t = th.arange(1, steps + 1, dtype=z.dtype, device=z.device).reshape(-1, *([1] * z.dim()))
+    cumulative = (t * z.unsqueeze(0)).reshape(steps * z.shape[0], *z.shape[1:])
+    return cumulative.contiguous(memory_format=th.channels_last) if z.dim() == 4 else cumulative
 
 
 def _out_channels(layer: nn.Linear | nn.Conv2d) -> int:
@@ -481,6 +521,7 @@ def simulate_reference(
     threshold: float = 1.0,
     readout: str = "robust",
     bias_offset: float = 0.0,
+    initial_potential: dict[int, th.Tensor] | None = None,
 ) -> IFSimulation:
     """Exact per-step reference: every step runs the whole network once (the textbook loop).
 
@@ -490,10 +531,11 @@ def simulate_reference(
     :param threshold: ``V_thr``
     :param readout: ``"robust"``, ``"rate"`` or ``"robust_hidden"``
     :param bias_offset: extra current per step for every hidden (not output) neuron
+    :param initial_potential: as for :func:`simulate_fast`
     """
     last, hidden = _check(layers, readout)
     counts: dict[int, th.Tensor] = {}
-    potentials: dict[int, th.Tensor] = {}
+    potentials = {index: v.to(x.dtype).clone() for index, v in _check_initial(layers, last, initial_potential).items()}
     current_sum: th.Tensor | None = None
     hidden_sum: th.Tensor | None = None
     with th.no_grad():

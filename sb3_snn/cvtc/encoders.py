@@ -7,6 +7,16 @@ Each observation dimension i drives K input neurons k = 0..K-1 whose spike times
 with Norm the normal density: the neurons whose point k - c lies near g_i (x_i - o_i) fire early, the
 others at ``z_high``. The paper's code has no offset (o = 0); :meth:`PopulationEncoder.from_space`
 derives gains and offsets from a Box's bounds so that [low, high] spans the K points.
+
+``Discrete``, ``MultiDiscrete`` and ``MultiBinary`` observations are one-hot / bit vectors (as SB3's
+``preprocess_obs`` makes them), and a bit needs no population: :meth:`PopulationEncoder.for_bits` gives
+one input neuron per bit, a 1 spiking early (``z = z_early``, default 1.0, i.e. ``t = ln z = 0``) and a 0
+late (``z = z_high``, default 6.0, ``t = ln 6``, when every distant neuron of a Box population fires).
+A late spike rather than none: in CVTC every input neuron spikes once (a missing spike would be
+``z = inf``, which the z-domain layers cannot weigh). It is the same Eq. 14 with ``K = 1``, ``c = 0``,
+``g = o = 1``, a narrow Gaussian (``sigma = 0.05``: a 0 bit's drive ``~ 1e-86`` rounds away) and
+``clip = z_high - z_early``, so a spiking description keeps the ``population_temporal`` encoding that the
+reference simulation and the backends already run.
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
 
 #: Half-width assumed for a dimension whose Box bound is infinite (or beyond ``1e6``): x in [-3, 3].
 UNBOUNDED_HALF_RANGE = 3.0
+
+#: Spike times (z-domain) of :meth:`PopulationEncoder.for_bits`: a 1 bit early, a 0 bit late.
+BIT_Z_EARLY, BIT_Z_LATE = 1.0, 6.0
 
 
 class PopulationEncoder(nn.Module):
@@ -81,6 +94,7 @@ class PopulationEncoder(nn.Module):
         self.register_buffer("gains", gains_t)
         self.register_buffer("offsets", offsets_t)
         self.register_buffer("points", th.arange(self.n_points, dtype=th.float32) - self.center)  # k - c
+        self.bits = False  # True for for_bits(): one neuron per bit of a one-hot / bit vector
 
     @property
     def n_dims(self) -> int:
@@ -107,8 +121,10 @@ class PopulationEncoder(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """The constants, as the ``encoding`` of a spiking description (kind ``population_temporal``)."""
+        bits = {"input": "bits", "z_bit_1": self.z_high - float(self.clip or 0.0), "z_bit_0": self.z_high} if self.bits else {}
         return {
             "kind": "population_temporal",
+            **bits,
             "domain": "z",
             "formula": "z[i*K+k] = z_high - min(clip, amplitude * normal_pdf(k - center; gains[i]*(x[i]-offsets[i]), sigma))",
             "n_points": self.n_points,
@@ -137,6 +153,28 @@ class PopulationEncoder(nn.Module):
         if name not in ENCODER_PRESETS:
             raise ValueError(f"unknown encoder preset {name!r}; presets: {', '.join(ENCODER_PRESETS)}")
         return cls(**{**ENCODER_PRESETS[name], **overrides})
+
+    @classmethod
+    def for_bits(cls, n_bits: int, z_early: float = BIT_Z_EARLY, z_high: float = BIT_Z_LATE) -> PopulationEncoder:
+        """One input neuron per bit of a one-hot / bit vector: a 1 spikes at ``z_early``, a 0 at ``z_high``
+        (see the module docstring: Eq. 14 with one point and a clipped narrow Gaussian).
+
+        :param n_bits: length of the vector (``get_flattened_obs_dim`` of a Discrete, MultiDiscrete or
+            MultiBinary space)
+        :param z_early: spike time (z-domain, > 0) of a 1 bit
+        :param z_high: spike time of a 0 bit (> ``z_early``)
+        """
+        if not 0.0 < z_early < z_high:
+            raise ValueError(f"bit encoding needs 0 < z_early < z_high, got z_early={z_early}, z_high={z_high}")
+        ones = np.ones(int(n_bits))
+        # the peak drive amplitude / (sigma sqrt(2 pi)) is twice the clip: a 1 bit's drive is exactly the clip;
+        # a 0 bit's is 2 * clip * exp(-200), below any rounding of z_high
+        sigma = 0.05
+        amplitude = 2.0 * (z_high - z_early) * sigma * math.sqrt(2 * math.pi)
+        encoder = cls(gains=ones, offsets=ones, n_points=1, amplitude=amplitude, center=0.0, sigma=sigma,
+                      z_high=z_high, clip=z_high - z_early)
+        encoder.bits = True
+        return encoder
 
     @classmethod
     def from_space(cls, space: spaces.Box, half_range: float = UNBOUNDED_HALF_RANGE, **options: Any) -> PopulationEncoder:

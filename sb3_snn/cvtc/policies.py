@@ -1,6 +1,8 @@
 """CVTC: a temporal-coded spiking Q-network for (Double) DQN (Wu, Liang, Luan & Wang, 2022).
 
-The observation is population-encoded into input spike times (:class:`~sb3_snn.cvtc.PopulationEncoder`),
+The observation is population-encoded into input spike times (:class:`~sb3_snn.cvtc.PopulationEncoder`;
+a ``Discrete``, ``MultiDiscrete`` or ``MultiBinary`` observation as its one-hot / bit vector, one input
+neuron per bit: a 1 spikes early, ``z = 1``, a 0 late, ``z = 6``, see :meth:`PopulationEncoder.for_bits`),
 passes through fully connected CVTC layers (:class:`~sb3_snn.cvtc.CVTCLinear`), and the output
 neurons' spike times (z-domain) are the Q-values: ``Q = q_sign * z_out``. With ``q_sign = +1`` (the
 CartPole code) the latest spike is the best action and rewards must keep Q above 1; with ``-1`` (the
@@ -24,7 +26,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space, preprocess_obs
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
@@ -41,27 +43,52 @@ INFERENCE_MODES = ("beta", "mostafa")
 SelfCVTCPolicy = TypeVar("SelfCVTCPolicy", bound="CVTCPolicy")
 
 
+#: Observation spaces encoded as one-hot / bit vectors (:meth:`PopulationEncoder.for_bits`).
+BIT_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
 def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
-    """Raise a ``ValueError`` unless CVTC can serve these spaces (a 1-D Box and a Discrete).
+    """Raise a ``ValueError`` unless CVTC can serve these spaces: a 1-D Box (population code) or a
+    Discrete / MultiDiscrete / MultiBinary observation (bit code), and a Discrete action space.
 
     :param observation_space: the environment's observation space
     :param action_space: the environment's action space
     """
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"CVTCPolicy needs a Discrete action space (one output neuron per action), got {action_space}")
+    if isinstance(observation_space, BIT_SPACES):  # a MultiBinary of any shape is flattened, as SB3's MLP does
+        return
     if not isinstance(observation_space, spaces.Box) or is_image_space(observation_space, check_channels=False):
         raise ValueError(
-            f"CVTCPolicy needs a low-dimensional Box observation space (population encoding), got {observation_space}; "
-            "images and Dict/Discrete observations are not supported"
+            f"CVTCPolicy does not support the observation space {observation_space} ({type(observation_space).__name__}); "
+            "supported: a low-dimensional 1-D Box (population code), Discrete, MultiDiscrete, MultiBinary (bit code); "
+            "images, Dict and Tuple observations are not supported"
         )
     if len(observation_space.shape) != 1:
         raise ValueError(f"CVTCPolicy needs a 1-D Box observation, got shape {observation_space.shape}")
 
 
+def build_encoder(observation_space: spaces.Space, spec: str | dict[str, Any] | None) -> PopulationEncoder:
+    """The input encoder of ``observation_space``: a population code of a Box (:meth:`PopulationEncoder.build`),
+    or the bit code of a Discrete / MultiDiscrete / MultiBinary observation (:meth:`PopulationEncoder.for_bits`;
+    ``spec``: ``None``, ``"auto"`` or a dict of its ``z_early`` / ``z_high``).
+
+    :param observation_space: the policy's observation space
+    :param spec: the policy's ``encoder`` argument
+    """
+    if not isinstance(observation_space, BIT_SPACES):
+        return PopulationEncoder.build(cast(spaces.Box, observation_space), spec)
+    if isinstance(spec, str) and spec != "auto":
+        raise ValueError(f"encoder {spec!r} is a preset for Box observations; a {type(observation_space).__name__} "
+                         "observation takes the bit code (encoder=None, or a dict of z_early, z_high)")
+    options = dict(spec) if isinstance(spec, dict) else {}
+    return PopulationEncoder.for_bits(int(get_flattened_obs_dim(observation_space)), **options)
+
+
 class CVTCQNetwork(BasePolicy):
     """Encoder + CVTC layers; outputs ``Q = q_sign * z_out`` ``[batch, n_actions]``.
 
-    :param observation_space: 1-D Box
+    :param observation_space: 1-D Box, or Discrete / MultiDiscrete / MultiBinary (bit code)
     :param action_space: Discrete
     :param net_arch: hidden layer sizes
     :param beta: beta of every CVTC layer
@@ -75,7 +102,7 @@ class CVTCQNetwork(BasePolicy):
 
     def __init__(
         self,
-        observation_space: spaces.Box,
+        observation_space: spaces.Space,
         action_space: spaces.Discrete,
         net_arch: list[int],
         beta: float = DEFAULT_BETA,
@@ -87,7 +114,8 @@ class CVTCQNetwork(BasePolicy):
         super().__init__(observation_space, action_space, features_extractor=None, normalize_images=False)
         self.net_arch, self.beta, self.q_sign, self.init = list(net_arch), float(beta), int(q_sign), init
         self.encoder_spec = encoder
-        self.encoder = PopulationEncoder.build(observation_space, encoder)
+        self.encoder = build_encoder(observation_space, encoder)
+        self._bits = isinstance(observation_space, BIT_SPACES)
         sizes = [self.encoder.out_features, *self.net_arch, int(action_space.n)]
         self.layers = nn.ModuleList(CVTCLinear(n_in, n_out, beta=self.beta, init=init) for n_in, n_out in pairwise(sizes))
         self.inference = inference
@@ -108,12 +136,22 @@ class CVTCQNetwork(BasePolicy):
         """:attr:`layers`, typed as what they are."""
         return cast("Iterable[CVTCLinear]", self.layers)
 
+    def to_input(self, obs: th.Tensor) -> th.Tensor:
+        """Raw observations as the encoder takes them: a Box as float, a Discrete / MultiDiscrete one-hot and a
+        MultiBinary as float bits (SB3's ``preprocess_obs``), ``[batch, encoder.n_dims]``.
+
+        :param obs: a batch of raw observations
+        """
+        if self._bits:
+            return cast(th.Tensor, preprocess_obs(obs, self.observation_space)).float().reshape(-1, self.encoder.n_dims)
+        return obs.float()
+
     def spike_times(self, obs: PyTorchObs) -> list[th.Tensor]:
         """z-domain spike times of every population: the encoded input, then each layer's.
 
-        :param obs: a batch of observations
+        :param obs: a batch of raw observations
         """
-        times = [self.encoder(obs.float())]  # type: ignore[union-attr]
+        times = [self.encoder(self.to_input(cast(th.Tensor, obs)))]
         for layer in self.layers:
             times.append(layer(times[-1]))
         return times
@@ -138,13 +176,15 @@ class CVTCQNetwork(BasePolicy):
 class CVTCPolicy(DQNPolicy):
     """DQN policy whose Q-network is a CVTC spiking network (online and target copies).
 
-    :param observation_space: a 1-D Box
+    :param observation_space: a 1-D Box (population code), or a Discrete, MultiDiscrete or MultiBinary
+        observation (its one-hot / bit vector, one input neuron per bit: 1 spikes at ``z = 1``, 0 at ``z = 6``)
     :param action_space: a Discrete
     :param lr_schedule: learning-rate schedule
     :param net_arch: hidden layer sizes (default ``[128]``, the paper's CartPole code; the paper uses ``[800]``)
     :param beta: beta of Eq. 9 in every layer (``1e-3`` in the paper's code)
     :param encoder: ``None``/``"auto"`` (gains from the Box bounds), ``"cartpole"``, ``"mountaincar"``,
-        or a dict of :class:`~sb3_snn.cvtc.PopulationEncoder` options (``{"preset": ..., **overrides}``)
+        or a dict of :class:`~sb3_snn.cvtc.PopulationEncoder` options (``{"preset": ..., **overrides}``);
+        for a bit-coded observation ``None`` or a dict of ``z_early`` / ``z_high``
     :param q_sign: +1: Q = z_out (latest spike is best); -1: Q = -z_out (earliest spike is best)
     :param inference: ``"beta"`` or ``"mostafa"`` (beta-free Eq. 4) for acting and evaluation;
         training always uses Eq. 9 on the online network
@@ -275,12 +315,13 @@ class CVTCPolicy(DQNPolicy):
         return self.q_net(obs)
 
     def preprocess(self, obs: th.Tensor) -> th.Tensor:
-        """Observations as the network's population encoder takes them (float): the input of
-        :meth:`spiking_description`, whose ``population_temporal`` encoding turns them into spike times.
+        """Observations as the network's population encoder takes them (float; a Discrete / MultiDiscrete
+        observation one-hot, a MultiBinary one as bits): the input of :meth:`spiking_description`, whose
+        ``population_temporal`` encoding turns them into spike times.
 
         :param obs: raw observations
         """
-        return obs.float()
+        return self.q_net.to_input(obs)
 
     def parameter_bytes(self) -> int:
         """Bytes of the weights that act: the online Q-network's (float32: 4 per weight), not the target copy."""
@@ -400,7 +441,7 @@ class CVTCPolicy(DQNPolicy):
         mode = net.inference
         try:
             net.set_inference(self.inference)
-            times = net.spike_times(self.preprocess(observations.to(self.device)))
+            times = net.spike_times(observations.to(self.device))
             fired = [th.ones_like(times[0], dtype=th.bool)]  # every input neuron of the population code spikes
             for layer in layers:
                 assert layer.last_info is not None  # set by the forward pass above

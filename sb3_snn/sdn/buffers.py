@@ -25,7 +25,8 @@ class ObservationBuffer(BaseBuffer):
     """Circular storage of observations.
 
     :param buffer_size: capacity in steps (each step stores ``n_envs`` observations)
-    :param observation_space: observation space (``Box``)
+    :param observation_space: ``Box``, ``Discrete``, ``MultiDiscrete`` or ``MultiBinary`` (stored raw, as SB3's
+        ``ReplayBuffer`` stores them: a ``Discrete`` observation as shape ``(1,)``)
     :param action_space: action space (unused; kept for SB3's constructor signature)
     :param device: where sampled batches go
     :param n_envs: number of parallel environments
@@ -41,8 +42,10 @@ class ObservationBuffer(BaseBuffer):
         n_envs: int = 1,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(observation_space, spaces.Box):
-            raise ValueError(f"ObservationBuffer stores Box observations, got {observation_space}")
+        stored = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+        if not isinstance(observation_space, stored):
+            raise ValueError(f"ObservationBuffer does not store {type(observation_space).__name__} observations "
+                             f"({observation_space}); supported: Box, Discrete, MultiDiscrete, MultiBinary")
         super().__init__(max(buffer_size // n_envs, 1), observation_space, action_space, device, n_envs=n_envs)
         self.observations = np.zeros((self.buffer_size, self.n_envs, *self.obs_shape), dtype=observation_space.dtype)
 
@@ -76,7 +79,7 @@ class ObservationBuffer(BaseBuffer):
         self, batch_inds: Any, env: VecNormalize | None = None,
     ) -> ObservationSamples:
         steps, envs = batch_inds
-        obs = cast(np.ndarray, self._normalize_obs(self.observations[steps, envs], env))  # Box observations
+        obs = cast(np.ndarray, self._normalize_obs(self.observations[steps, envs], env))  # not a Dict space: one array
         return ObservationSamples(self.to_torch(obs))
 
     def stored(self) -> int:

@@ -18,7 +18,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_snn.sdn.buffers import ObservationBuffer
-from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics
+from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics, resolve_loss
 from sb3_snn.sdn.policies import SDNPolicy
 from sb3_snn.sdn.teachers import Teacher, as_teacher
 
@@ -30,7 +30,9 @@ class DistillationCallback(BaseCallback):
         callback is attached to is the teacher)
     :param temperature: distillation temperature ``T`` (Hinton: 1 to 10)
     :param alpha: weight of the soft term; ``1 - alpha`` goes to the hard term
-    :param loss: one of :data:`sb3_snn.sdn.losses.LOSSES`
+    :param loss: one of :data:`sb3_snn.sdn.losses.LOSSES` (discrete actions) or
+        :data:`~sb3_snn.sdn.losses.BOX_LOSSES` (Box actions); ``None``: the action space's default
+        (offline mode: the student's own setting)
     :param student: online mode only: an ``SDN`` model or an :class:`SDNPolicy` to train
     :param buffer_size: online mode: observations kept in the callback's pool
     :param learning_starts: online mode: observations stored before the first student update
@@ -49,7 +51,7 @@ class DistillationCallback(BaseCallback):
         teacher: BaseAlgorithm | Teacher | str | None = None,
         temperature: float = 2.0,
         alpha: float = 0.9,
-        loss: str = "soft_hard_ce",
+        loss: str | None = None,
         student: Any = None,
         buffer_size: int = 10_000,
         learning_starts: int = 500,
@@ -72,7 +74,7 @@ class DistillationCallback(BaseCallback):
         self.n_updates = 0
         if student is not None and self.teacher is not None:
             policy = self.student_policy
-            self.teacher.check_compatible(policy.observation_space, policy.action_space)
+            self.teacher.check_compatible(policy.observation_space, policy.action_space, policy.squash)
 
     @property
     def student_policy(self) -> SDNPolicy:
@@ -95,7 +97,7 @@ class DistillationCallback(BaseCallback):
         if self.teacher is None:
             self.teacher = Teacher(self.model)
         policy = self.student_policy
-        self.teacher.check_compatible(policy.observation_space, policy.action_space)
+        self.teacher.check_compatible(policy.observation_space, policy.action_space, policy.squash)
         self.pool = ObservationBuffer(
             self.buffer_size, policy.observation_space, policy.action_space, device=policy.device, n_envs=self.model.n_envs
         )
@@ -122,5 +124,6 @@ class DistillationCallback(BaseCallback):
         :return: the loss parts and the teacher-student action agreement on the batch
         """
         assert self.teacher is not None
-        return distillation_step(policy, self.teacher, observations, self.loss, self.temperature, self.alpha,
+        loss = resolve_loss(self.loss, policy.continuous, policy.squash)
+        return distillation_step(policy, self.teacher, observations, loss, self.temperature, self.alpha,
                                  self.max_grad_norm, self.calibrate_rate)

@@ -1,9 +1,11 @@
 """SDN (Zhang et al., arXiv 2108.10078): a spiking student distilled from a trained teacher.
 
-The student acts greedily in the environment; what it observes goes into a replay pool (rewards are
-ignored); once the pool holds ``learning_starts`` steps, every ``train_freq`` steps ``gradient_steps``
-batches are drawn, the teacher labels them and the student takes a gradient step on the
-distillation loss (:mod:`sb3_snn.sdn.losses`) by backpropagation through time, in :meth:`SDN.train`.
+The student acts greedily in the environment (discrete actions), or takes its deterministic action
+squashed into a Box action space (continuous actions: a SAC, TD3, DDPG, PPO or A2C teacher); what it
+observes goes into a replay pool (rewards are ignored); once the pool holds ``learning_starts`` steps,
+every ``train_freq`` steps ``gradient_steps`` batches are drawn, the teacher labels them and the
+student takes a gradient step on the distillation loss (:mod:`sb3_snn.sdn.losses`) by backpropagation
+through time, in :meth:`SDN.train`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 
 from sb3_snn.common.safe_zip import load_algorithm
 from sb3_snn.sdn.buffers import ObservationBuffer
-from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics
+from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics, resolve_loss
 from sb3_snn.sdn.policies import SDNCnnPolicy, SDNPolicy
 from sb3_snn.sdn.teachers import Teacher, as_teacher
 from sb3_snn.sdn.tuning import sample_sdn_params
@@ -39,7 +41,9 @@ class SDN(OffPolicyAlgorithm):
         :meth:`attach_teacher` (``learn(callback=DistillationCallback(teacher))`` calls it)
     :param temperature: distillation temperature
     :param alpha: weight of the soft term
-    :param distillation_loss: loss name, see :data:`sb3_snn.sdn.losses.LOSSES`
+    :param distillation_loss: loss name, see :data:`sb3_snn.sdn.losses.LOSSES` (discrete actions) and
+        :data:`~sb3_snn.sdn.losses.BOX_LOSSES` (Box actions); ``None``: ``"soft_hard_ce"`` for discrete
+        actions, ``"mse_action"`` for Box actions (``"mse_presquash"`` with a PPO / A2C teacher's ``clip``)
     :param learning_rate: student learning rate (constant or schedule)
     :param buffer_size: observations kept in the replay pool
     :param learning_starts: environment steps before the first update
@@ -55,7 +59,8 @@ class SDN(OffPolicyAlgorithm):
     :param optimize_memory_usage: passed to the pool (ignored by :class:`ObservationBuffer`)
     :param stats_window_size: episodes averaged for the rollout statistics
     :param tensorboard_log: TensorBoard folder
-    :param policy_kwargs: student policy arguments (layers, threshold, decay, n_steps, encoding, ...)
+    :param policy_kwargs: student policy arguments (layers, threshold, decay, n_steps, encoding, ...); with a
+        Box action space and a teacher given here, ``squash`` defaults to the teacher's
     :param verbose: verbosity
     :param seed: random seed
     :param device: torch device of the student
@@ -77,7 +82,7 @@ class SDN(OffPolicyAlgorithm):
         teacher: BaseAlgorithm | str | Path | None = None,
         temperature: float = 2.0,
         alpha: float = 0.9,
-        distillation_loss: str = "soft_hard_ce",
+        distillation_loss: str | None = None,
         learning_rate: float | Schedule = 1e-3,
         buffer_size: int = 100_000,
         learning_starts: int = 1000,
@@ -104,7 +109,7 @@ class SDN(OffPolicyAlgorithm):
             replay_buffer_class=replay_buffer_class or ObservationBuffer, replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage, policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size, tensorboard_log=tensorboard_log, verbose=verbose, device=device,
-            seed=seed, sde_support=False, supported_action_spaces=(spaces.Discrete,), support_multi_env=True,
+            seed=seed, sde_support=False, supported_action_spaces=(spaces.Discrete, spaces.Box), support_multi_env=True,
         )
         check_settings(distillation_loss, temperature, alpha)
         self.exploration_rate, self.max_grad_norm = exploration_rate, max_grad_norm
@@ -112,10 +117,13 @@ class SDN(OffPolicyAlgorithm):
         self.calibrate_rate = calibrate_rate
         self.teacher_path = str(teacher) if isinstance(teacher, (str, Path)) else None
         self.teacher: Teacher | None = None
+        found = None if teacher is None else as_teacher(teacher)
+        if found is not None and found.squash is not None and "squash" not in self.policy_kwargs:
+            self.policy_kwargs = {**self.policy_kwargs, "squash": found.squash}  # a Box student squashes as its teacher
         if _init_setup_model:
             self._setup_model()
-        if teacher is not None:
-            self.attach_teacher(teacher)
+        if found is not None:
+            self.attach_teacher(found)
 
     def attach_teacher(
         self,
@@ -141,8 +149,10 @@ class SDN(OffPolicyAlgorithm):
         check_settings(*settings)
         found = as_teacher(teacher)
         if getattr(self, "policy", None) is not None:
-            found.check_compatible(self.policy.observation_space, self.policy.action_space)
+            found.check_compatible(self.policy.observation_space, self.policy.action_space, self.policy.squash)
         self.distillation_loss, self.temperature, self.alpha = settings
+        if getattr(self, "policy", None) is not None:  # refuse a loss of the other kind of action space now
+            resolve_loss(self.distillation_loss, self.policy.continuous, self.policy.squash)
         if calibrate_rate is not None:
             self.calibrate_rate = calibrate_rate
         self.teacher = found
@@ -185,7 +195,8 @@ class SDN(OffPolicyAlgorithm):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """The student's greedy action (a random one with probability ``exploration_rate`` when not deterministic)."""
+        """The student's action: greedy, or squashed into a Box action space (a random one with probability
+        ``exploration_rate`` when not deterministic)."""
         if not deterministic and self.exploration_rate > 0 and np.random.rand() < self.exploration_rate:
             vectorized = self.policy.is_vectorized_observation(observation)
             n_batch = cast(np.ndarray, observation).shape[0] if vectorized else None  # Box observations
@@ -215,12 +226,17 @@ class SDN(OffPolicyAlgorithm):
         for _ in range(gradient_steps):
             observations = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env).observations  # type: ignore[union-attr]
             stats.append(distillation_step(
-                self.policy, self.teacher, observations, self.distillation_loss, self.temperature, self.alpha,
+                self.policy, self.teacher, observations, self.loss_name, self.temperature, self.alpha,
                 self.max_grad_norm, self.calibrate_rate,
             ))
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         record_statistics(self.logger, stats, self.policy, prefix="distill")
+
+    @property
+    def loss_name(self) -> str:
+        """The distillation loss in use (``distillation_loss``, or the action space's default when ``None``)."""
+        return resolve_loss(self.distillation_loss, self.policy.continuous, self.policy.squash)
 
     def learn(
         self: SelfSDN,

@@ -113,8 +113,13 @@ class SpikingDescription:
         ``{"kind": "frames", "n_frames": F, "steps_per_frame": k}`` (frame ``f`` of a stack fed at steps
         ``f*k .. f*k+k-1``, oldest first) or ``{"kind": "population_temporal", ...}`` (CVTC)
     :param timesteps: number of simulation steps per action
-    :param readout: ``{"kind": "rate" | "robust" | "membrane_mean" | "spike_time", ...}`` over the last layer
-    :param n_actions: number of discrete actions (outputs of the last layer)
+    :param readout: ``{"kind": "rate" | "robust" | "membrane_mean" | "spike_time", ...}`` over the last layer.
+        Discrete actions: the action is the argmax of the readout values. A Box action space adds
+        ``"squash"``, ``"low"`` and ``"high"`` (lists, one per action dimension): the action is the readout
+        values squashed into ``[low, high]``, ``"tanh"``: ``low + (tanh(u) + 1) / 2 * (high - low)`` (SAC,
+        TD3, DDPG teachers) or ``"clip"``: ``clip(u, low, high)`` (PPO, A2C teachers); see
+        :func:`sb3_snn.spiking.simulate.squash_outputs`
+    :param n_actions: number of discrete actions, or of action dimensions of a Box (outputs of the last layer)
     :param metadata: free-form provenance (method, source model, env id, ...)
     """
 

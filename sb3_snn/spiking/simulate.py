@@ -9,7 +9,8 @@ model, a NIR graph) is compared with. It follows the neuron semantics written in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
@@ -17,6 +18,8 @@ from torch.nn import functional as F
 
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 from sb3_snn.spiking.temporal import simulate_temporal
+
+ArrayT = TypeVar("ArrayT", np.ndarray, th.Tensor)
 
 
 @dataclass
@@ -29,16 +32,58 @@ class SimulationResult:
         (0 or 1 for temporal neurons, which spike at most once)
     :param final_potential: per layer name, the membrane after the last step ``[batch, *output_shape]``
         (empty for a temporal network, whose neurons are read out by their spike times)
+    :param readout: the description's readout (its ``"squash"``, if any, makes :attr:`actions` continuous)
     """
 
     outputs: np.ndarray
     spike_counts: dict[str, np.ndarray]
     final_potential: dict[str, np.ndarray]
+    readout: dict[str, Any] = field(default_factory=dict)
 
     @property
     def actions(self) -> np.ndarray:
-        """Greedy actions ``[batch]``."""
+        """The actions: greedy ``[batch]`` (the argmax of :attr:`outputs`) for discrete actions, or
+        ``[batch, n_actions]`` for a Box action space (a readout with a ``"squash"``: the outputs squashed
+        into ``[low, high]`` by :func:`squash_outputs`)."""
+        if self.readout.get("squash") is not None:
+            return squash_outputs(self.outputs, self.readout)
         return self.outputs.argmax(axis=1)
+
+
+#: How a readout with continuous actions maps its outputs into the action space (``readout["squash"]``).
+SQUASHES = ("tanh", "clip")
+
+
+def squash_outputs(outputs: ArrayT, readout: dict[str, Any]) -> ArrayT:
+    """Continuous actions from readout values ``[batch, n_actions]``, as the readout's ``"squash"`` says,
+    exactly as SB3 maps its policies' outputs into a Box action space:
+
+    - ``"tanh"`` (SAC, TD3, DDPG): ``low + (tanh(u) + 1) / 2 * (high - low)`` (``policy.unscale_action``);
+    - ``"clip"`` (PPO, A2C): ``clip(u, low, high)``.
+
+    Works on numpy arrays and torch tensors alike (a spiking policy's ``predict`` and the reference
+    simulation call this one function, so they squash the same way).
+
+    :param outputs: readout values, one per action dimension
+    :param readout: a description's readout with ``"squash"``, ``"low"`` and ``"high"`` (lists)
+    :raises ValueError: an unknown squash (the message lists :data:`SQUASHES`)
+    """
+    kind = readout.get("squash")
+    if isinstance(outputs, th.Tensor):
+        low = th.as_tensor(np.asarray(readout["low"], dtype=np.float64), dtype=outputs.dtype, device=outputs.device)
+        high = th.as_tensor(np.asarray(readout["high"], dtype=np.float64), dtype=outputs.dtype, device=outputs.device)
+        if kind == "tanh":
+            return low + (th.tanh(outputs) + 1.0) * 0.5 * (high - low)  # type: ignore[return-value]
+        if kind == "clip":
+            return th.maximum(th.minimum(outputs, high), low)  # type: ignore[return-value]
+    else:
+        values = np.asarray(outputs)
+        low_np, high_np = (np.asarray(readout[key], dtype=values.dtype) for key in ("low", "high"))
+        if kind == "tanh":
+            return low_np + (np.tanh(values) + 1.0) * 0.5 * (high_np - low_np)  # type: ignore[return-value]
+        if kind == "clip":
+            return np.clip(values, low_np, high_np)  # type: ignore[return-value]
+    raise ValueError(f"unknown action squash {kind!r} in the readout; expected one of {SQUASHES}")
 
 
 def layer_current(layer: Layer, x: th.Tensor) -> th.Tensor:
@@ -96,7 +141,7 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
     """
     if description.is_temporal:
         q_values, fired = simulate_temporal(description, np.asarray(obs))
-        return SimulationResult(outputs=q_values, spike_counts=fired, final_potential={})
+        return SimulationResult(outputs=q_values, spike_counts=fired, final_potential={}, readout=description.readout)
     x_obs = th.as_tensor(np.asarray(obs), dtype=th.float64)
     batch, steps = x_obs.shape[0], description.timesteps
     potentials: dict[str, th.Tensor] = {}
@@ -126,6 +171,7 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
         outputs=outputs.reshape(batch, -1).numpy(),
         spike_counts={name: c.numpy() for name, c in counts.items()},
         final_potential={name: v.numpy() for name, v in potentials.items()},
+        readout=description.readout,
     )
 
 

@@ -51,12 +51,12 @@ class ExampleDeployment(Deployment):
         self.action_rate_hz = action_rate_hz
         self.resources = count_resources(description)
 
-    def run(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions ``[batch]`` for observations ``[batch, *input_shape]``.
-
-        A real backend runs its own model here (an integer simulation, the chip, an emulator).
+    def _run_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions ``[batch]`` for float64 observations ``[batch, *input_shape]`` (the base class's ``run``
+        accepts one observation or a batch and checks them; a real backend runs its own model here: an integer
+        simulation, the chip, an emulator).
         """
-        return reference_simulate(self.description, np.asarray(obs, dtype=np.float64)).actions
+        return reference_simulate(self.description, obs).actions
 
     def report(self) -> BackendReport:
         """A summary, a per-layer table, and the standard ``metrics`` for programs comparing backends."""

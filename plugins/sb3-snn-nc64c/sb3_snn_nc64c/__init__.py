@@ -5,7 +5,7 @@ Check (:mod:`.check`), map (:mod:`.mapping`), quantise (:mod:`.quantize`), simul
 function usable alone. Imports only :mod:`sb3_snn.backends` (the public backend API).
 """
 
-from sb3_snn_nc64c.check import check_fit
+from sb3_snn_nc64c.check import FitReport, check_fit, fit_report
 from sb3_snn_nc64c.deployment import NC64CBackend, NC64CDeployment
 from sb3_snn_nc64c.energy import EnergyEstimate, estimate
 from sb3_snn_nc64c.mapping import Mapping, map_network, plan_layer
@@ -14,6 +14,7 @@ from sb3_snn_nc64c.simulate import IntegerResult, simulate_integer
 from sb3_snn_nc64c.spec import PROVENANCE, ChipSpec
 
 __all__ = [
-    "PROVENANCE", "ChipSpec", "EnergyEstimate", "IntegerResult", "Mapping", "NC64CBackend", "NC64CDeployment",
-    "QuantizedNetwork", "check_fit", "estimate", "map_network", "plan_layer", "quantize_network", "simulate_integer",
+    "PROVENANCE", "ChipSpec", "EnergyEstimate", "FitReport", "IntegerResult", "Mapping", "NC64CBackend",
+    "NC64CDeployment", "QuantizedNetwork", "check_fit", "estimate", "fit_report", "map_network", "plan_layer",
+    "quantize_network", "simulate_integer",
 ]

@@ -1,26 +1,113 @@
 """Check: does a network fit the chip? Runs before anything is mapped, quantised or simulated.
 
-Every failure raises :class:`~sb3_snn.backends.FitError` (a resource runs out: names the layer, the
-resource and the limit) or :class:`~sb3_snn.backends.UnsupportedNetworkError` (a neuron model, reset
-or encoding the chip model cannot run: names the layer and the reason).
+A neuron model, reset or encoding the chip model cannot run raises
+:class:`~sb3_snn.backends.UnsupportedNetworkError` (names the layer and the reason) at the first such
+layer. Resources are checked for the whole network at once (:func:`fit_report`): a
+:class:`~sb3_snn.backends.FitError` names the first layer no core can hold (or, when every layer can be
+mapped, the core total) and its message lists every layer's cores and every layer that cannot be
+mapped, so one run says everything a network needs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sb3_snn.backends import FitError, SpikingDescription, UnsupportedNetworkError
 
-from sb3_snn_nc64c.mapping import plan_layer
+from sb3_snn_nc64c.mapping import min_fan_in, plan_layer
 from sb3_snn_nc64c.spec import ChipSpec
 
 ENCODINGS = ("analog", "frames")
 READOUTS = ("rate", "robust", "membrane_mean", "membrane_last")
 
 
-def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
-    """Raise on the first thing that does not fit; return the number of cores the network needs.
+@dataclass
+class Unmappable:
+    """A layer no core can hold: one of its neurons needs more inputs than a core has axons.
+
+    :param required: the axons one core of the layer needs at least
+    :param limit: the axons a core has
+    :param reason: why the layer needs that many
+    """
+
+    required: int
+    limit: int
+    reason: str
+    resource: str = "fan-in (axons per core)"
+
+
+@dataclass
+class FitReport:
+    """The whole network's need on a chip.
+
+    :param layers: per synaptic layer, in execution order, the cores it needs or why no core can hold it
+    :param limit: the chip's cores
+    """
+
+    layers: dict[str, int | Unmappable]
+    limit: int
+
+    @property
+    def cores(self) -> dict[str, int]:
+        """Per layer that can be mapped, its cores."""
+        return {name: need for name, need in self.layers.items() if isinstance(need, int)}
+
+    @property
+    def unmappable(self) -> dict[str, Unmappable]:
+        """Per layer that no core can hold, why."""
+        return {name: need for name, need in self.layers.items() if isinstance(need, Unmappable)}
+
+    @property
+    def total_cores(self) -> int:
+        """Cores the layers that can be mapped need together."""
+        return sum(self.cores.values())
+
+    @property
+    def fits(self) -> bool:
+        """Every layer can be mapped and all of them fit in the chip's cores."""
+        return not self.unmappable and self.total_cores <= self.limit
+
+    def summary(self) -> str:
+        """One line: every layer's cores or why it cannot be mapped, and the core total against the limit."""
+        parts = [f"{name} {need}" if isinstance(need, int)
+                 else f"{name} cannot be mapped ({need.required} inputs > {need.limit} axons per core)"
+                 for name, need in self.layers.items()]
+        which = "the layers that can be mapped need" if self.unmappable else "the network needs"
+        total = self.total_cores
+        return (f"cores per layer: {', '.join(parts)}; {which} {total} core{'' if total == 1 else 's'}, "
+                f"the chip has {self.limit}")
+
+
+def fit_report(description: SpikingDescription, spec: ChipSpec) -> FitReport:
+    """Every synaptic layer's cores (:func:`~sb3_snn_nc64c.mapping.plan_layer`), or why no core can hold it.
+
+    Checks resources only (:func:`check_fit` also checks neuron models, resets and encodings).
 
     :param description: the network
     :param spec: the chip
+    """
+    layers: dict[str, int | Unmappable] = {}
+    for layer in description.layers:
+        if layer.kind == "flatten":
+            continue
+        needed, reason = min_fan_in(layer)
+        if needed > spec.axons_per_core:
+            layers[layer.name] = Unmappable(needed, spec.axons_per_core, reason)
+        else:
+            layers[layer.name] = plan_layer(layer, spec).n_cores
+    return FitReport(layers, spec.n_cores)
+
+
+def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
+    """Raise if the chip cannot run or hold the network; return the number of cores it needs.
+
+    :param description: the network
+    :param spec: the chip
+    :raises UnsupportedNetworkError: at the first layer with a neuron model, reset or decay the chip
+        cannot run (or an unsupported encoding / readout)
+    :raises FitError: some layer cannot be mapped (the error names the first; the message lists all) or
+        the layers need more cores than the chip has (``layer == "network"``); the message gives every
+        layer's cores (:meth:`FitReport.summary`)
     """
     target = spec.name
     if description.is_temporal:  # no time steps at all: say so before anything about the encoding or readout
@@ -36,7 +123,6 @@ def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
     readout = description.readout.get("kind")
     if readout not in READOUTS:
         raise UnsupportedNetworkError("network", f"the {readout!r} readout", f"supported: {', '.join(READOUTS)}", target)
-    cores = 0
     for index, layer in enumerate(description.layers):
         if layer.kind == "flatten":
             continue
@@ -57,8 +143,11 @@ def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
                                           "the spec has no leak (leak_bits = 0)", target)
         if neuron.model != "nonspiking" and neuron.threshold <= 0:
             raise UnsupportedNetworkError(layer.name, f"threshold {neuron.threshold}", "thresholds must be positive", target)
-        cores += plan_layer(layer, spec).n_cores
-        if cores > spec.n_cores:
-            raise FitError(layer.name, "cores", f"{cores} up to this layer", spec.n_cores, target,
-                           "use a smaller network or a spec with more/larger cores")
-    return cores
+    report = fit_report(description, spec)
+    if report.unmappable:
+        name, first = next(iter(report.unmappable.items()))
+        raise FitError(name, first.resource, first.required, first.limit, target, f"{first.reason}; {report.summary()}")
+    if report.total_cores > spec.n_cores:
+        raise FitError("network", "cores", report.total_cores, spec.n_cores, target,
+                       f"{report.summary()}; use a smaller network or a spec with more/larger cores")
+    return report.total_cores

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sb3_snn.backends import (
+    as_batch,
     Backend,
     BackendReport,
     Deployment,
@@ -47,25 +48,6 @@ DEFAULT_INPUT_MARGIN = 1.5
 
 class CalibrationWarning(UserWarning):
     """``compile`` got too few observations to calibrate on: the deployment may disagree with the float SNN."""
-
-
-def as_batch(obs: Any, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
-    """SB3's ``predict`` rule: one observation (shape ``input_shape``) or a batch (``[batch, *input_shape]``).
-
-    Returns ``(batch, single)``: the observations as a float64 batch and whether one observation was given.
-
-    :param obs: one observation or a batch
-    :param input_shape: the description's per-observation shape
-    :raises ValueError: neither shape (names the shape given and the two accepted)
-    """
-    obs = np.asarray(obs, dtype=np.float64)
-    input_shape = tuple(input_shape)
-    if obs.shape == input_shape:
-        return obs[None], True
-    if obs.shape[1:] == input_shape:
-        return obs, False
-    raise ValueError(f"observation shape {obs.shape} matches neither one observation {input_shape} nor a batch "
-                     f"(batch, {', '.join(map(str, input_shape))})")
 
 
 def known_input_bound(description: SpikingDescription) -> np.ndarray | None:
@@ -117,16 +99,10 @@ class NC64CDeployment(Deployment):
         """The integer simulation's full result for ``obs``: one observation (a batch of one) or a batch."""
         return simulate_integer(self.network, as_batch(obs, self.description.input_shape)[0])
 
-    def run(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions of the integer simulation, with SB3's ``predict`` rule for shapes.
-
-        :param obs: one observation (shape ``description.input_shape``) or a batch ``[batch, *input_shape]``
-        :returns: one action (a 0-d integer array) for one observation, ``[batch]`` actions for a batch
-        :raises ValueError: ``obs`` has neither shape
-        """
-        batch, single = as_batch(obs, self.description.input_shape)
-        actions = simulate_integer(self.network, batch).actions
-        return actions.reshape(()) if single else actions
+    def _run_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions ``[batch]`` of the integer simulation (the base class's ``run`` takes one observation
+        or a batch, as SB3's ``predict`` does)."""
+        return simulate_integer(self.network, obs).actions
 
     def report(self) -> BackendReport:
         """Summary, per-core mapping, quantisation, cost estimate (with assumptions) and the spec."""
@@ -154,7 +130,7 @@ class NC64CDeployment(Deployment):
         quant = ReportSection("quantisation", ["layer", "model", "threshold_q", "decay_q", "unit", "shift", "max|w_q|",
                                                "bias"], [
             [q.name, q.model, _range(q.threshold), f"{q.decay}/2^{spec.leak_bits}",
-             _range(q.unit), _range(q.shift), int(np.abs(q.weight).max()),
+             _range(q.unit), _range(q.shift), _max_abs(q.weight),
              _range(q.bias)]
             for q in net.layers if q.kind != "flatten"
         ])
@@ -169,8 +145,9 @@ class NC64CDeployment(Deployment):
         ]
         estimate = self._energy()
         metrics = {"synops_per_action": estimate.synops, "energy_per_action_uj": estimate.energy_uj,
-                   "latency_us": estimate.latency_us, "power_w": estimate.power_w,
-                   "agreement": cal.get("agreement"), "cores": len(used)}
+                   "latency_us": estimate.latency_us, "power_w": estimate.power_w, "cores": len(used)}
+        if cal.get("agreement") is not None:  # a metric is present only where it was measured
+            metrics["agreement"] = float(cal["agreement"])
         return BackendReport("nc64c", describe_network(self.description), [summary, cores, quant, energy, spec_table],
                              notes, metrics)
 
@@ -238,7 +215,8 @@ class NC64CBackend(Backend):
         :param rounding: ``"error_feedback"`` (weights rounded so the membrane error is small on the
             calibration observations) or ``"nearest"`` (see :mod:`sb3_snn_nc64c.quantize`)
         :param overrides: spec parameters for this compilation only (:class:`ChipSpec` fields)
-        :raises FitError: a layer does not fit (names the layer, resource and limit)
+        :raises FitError: a layer no core can hold, or more cores than the chip has (names the layer or
+            ``"network"``, the resource and the limit, and lists every layer's need)
         :raises UnsupportedNetworkError: a neuron model / reset / encoding the chip cannot run
         :raises ValueError: an observation shape or ``holdout`` / ``input_margin`` out of range
         """
@@ -315,7 +293,8 @@ class NC64CBackend(Backend):
         for header in document["layers"]:
             header = {**header, "input_shape": tuple(header["input_shape"]), "output_shape": tuple(header["output_shape"]),
                       "stride": tuple(header["stride"]), "padding": tuple(header["padding"])}
-            values = {key: arrays.get(f"{header['name']}.{key}") for key in QuantizedLayer.ARRAYS}
+            # read back from JSON and npz: the field types are those save() wrote, unknown to the type checker
+            values: dict[str, Any] = {key: arrays.get(f"{header['name']}.{key}") for key in QuantizedLayer.ARRAYS}
             layers.append(QuantizedLayer(**header, **values))
         network = QuantizedNetwork(layers, arrays["input_scale"], spec, description)
         energy = None if document.get("energy") is None else EnergyEstimate(**document["energy"])
@@ -331,6 +310,12 @@ def _agreement_note(calibration: dict[str, Any]) -> str:
     if not n:
         return "not measured: no held-out observations"
     return f"greedy actions, {n} held-out obs ({calibration.get('agreement_measured_on')}, not used to calibrate)"
+
+
+def _max_abs(values: np.ndarray | None) -> int:
+    """Largest magnitude of an integer array (``quantize_layer`` gives every synaptic layer weights)."""
+    assert values is not None
+    return int(np.abs(values).max())
 
 
 def _range(values: np.ndarray | None) -> str:

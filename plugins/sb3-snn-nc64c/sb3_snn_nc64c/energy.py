@@ -81,7 +81,7 @@ def estimate(network: QuantizedNetwork, mapping: Mapping, spike_counts: dict[str
     synaptic = [layer for layer in description.layers if layer.kind != "flatten"]
     neuron_updates = sum(layer.n_neurons for layer in synaptic) * steps
     packets = 0.0
-    for layer, following in zip(synaptic, synaptic[1:] + [None]):
+    for layer, following in zip(synaptic, [*synaptic[1:], None], strict=True):
         if layer.name not in spike_counts:
             continue
         spikes = float(spike_counts[layer.name].sum() / len(spike_counts[layer.name]))

@@ -11,6 +11,7 @@ tile shape is chosen to use the fewest cores.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,29 +96,42 @@ def _window(tile: int, stride: int, kernel: int, size: int) -> int:
     return min((tile - 1) * stride + kernel, size)
 
 
+def min_fan_in(layer: Layer) -> tuple[int, str]:
+    """The fewest axons one core of a synaptic layer needs, and why: a linear layer's whole input (every
+    core it is split over receives all inputs), a conv layer's input window of one output.
+
+    :param layer: a ``linear`` or ``conv2d`` layer
+    """
+    assert layer.weight is not None  # a synaptic layer has weights
+    if layer.kind == "linear":
+        return int(layer.weight.shape[1]), "a linear layer's inputs must all reach every core it is split over"
+    _, c_in, kh, kw = (int(n) for n in layer.weight.shape)
+    _, h_in, w_in = layer.input_shape
+    sh, sw = layer.stride
+    return (c_in * _window(1, sh, kh, h_in) * _window(1, sw, kw, w_in),
+            f"one output reads {c_in} channels x a {kh}x{kw} window")
+
+
 def plan_layer(layer: Layer, spec: ChipSpec) -> LayerPlan:
     """Split one synaptic layer into per-core pieces, or raise :class:`FitError` naming the limit.
 
     :param layer: a ``linear`` or ``conv2d`` layer
     :param spec: the chip
+    :raises FitError: one core cannot receive the inputs a single neuron needs (:func:`min_fan_in`)
     """
     n_max, a_max = spec.neurons_per_core, spec.axons_per_core
+    smallest, why = min_fan_in(layer)
+    if smallest > a_max:
+        raise FitError(layer.name, "fan-in (axons per core)", smallest, a_max, spec.name, why)
+    assert layer.weight is not None  # a synaptic layer has weights
     if layer.kind == "linear":
-        fan_in = int(layer.weight.shape[1])
-        if fan_in > a_max:
-            raise FitError(layer.name, "fan-in (axons per core)", fan_in, a_max, spec.name,
-                           "a linear layer's inputs must all reach every core it is split over")
         out = int(layer.weight.shape[0])
         per_core = min(out, n_max)
-        return LayerPlan(layer.name, math.ceil(out / per_core), (per_core,), fan_in, per_core)
+        return LayerPlan(layer.name, math.ceil(out / per_core), (per_core,), smallest, per_core)
     c_out, c_in, kh, kw = (int(n) for n in layer.weight.shape)
     _, h_in, w_in = layer.input_shape
     _, h_out, w_out = layer.output_shape
     sh, sw = layer.stride
-    smallest = c_in * _window(1, sh, kh, h_in) * _window(1, sw, kw, w_in)
-    if smallest > a_max:
-        raise FitError(layer.name, "fan-in (axons per core)", smallest, a_max, spec.name,
-                       f"one output reads {c_in} channels x a {kh}x{kw} window")
     best: tuple[int, int, tuple[int, int, int]] | None = None
     for rows in range(1, h_out + 1):
         for cols in range(1, w_out + 1):
@@ -159,8 +173,9 @@ def map_network(description: SpikingDescription, spec: ChipSpec) -> Mapping:
     return mapping
 
 
-def _pieces(layer: Layer, plan: LayerPlan, spec: ChipSpec):
+def _pieces(layer: Layer, plan: LayerPlan, spec: ChipSpec) -> Iterator[tuple[str, int, int, int]]:
     """``(patch, neurons, axons, synapses)`` for every core of a layer."""
+    assert layer.weight is not None  # a synaptic layer has weights
     if layer.kind == "linear":
         out, fan_in = layer.weight.shape
         for start in range(0, out, plan.tile[0]):

@@ -34,7 +34,7 @@ signed additive constant (PAICORE's additive leak plays this role).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -89,7 +89,8 @@ class QuantizedLayer:
     clipped: int = 0
     constant_input: bool = False
 
-    ARRAYS = ("weight", "bias", "threshold", "reset_value", "unit", "shift")
+    #: the array fields (saved to ``arrays.npz``; the rest is the JSON header)
+    ARRAYS: ClassVar[tuple[str, ...]] = ("weight", "bias", "threshold", "reset_value", "unit", "shift")
 
     def per_channel(self, values: np.ndarray) -> np.ndarray:
         """``values`` (one per output channel) shaped to broadcast against ``[batch, *output_shape]``."""
@@ -162,6 +163,7 @@ def calibrate_input_from_bound(description: SpikingDescription, bound: Any, spec
     :raises ValueError: a bound of the wrong size, or not positive
     """
     first = next(layer for layer in description.layers if layer.kind != "flatten")
+    assert first.weight is not None  # every synaptic (non-flatten) layer has weights
     n = first.weight.shape[1]  # input features (linear) or channels (conv)
     bound = np.asarray(bound, dtype=np.float64)
     if bound.size not in (1, n) or not np.all(bound > 0):
@@ -171,6 +173,7 @@ def calibrate_input_from_bound(description: SpikingDescription, bound: Any, spec
 
 
 def _fold_input_scale(layer: Layer, scale: np.ndarray) -> np.ndarray:
+    assert layer.weight is not None  # only called for the first synaptic layer
     if layer.kind == "linear":
         return layer.weight * scale[None, :]
     return layer.weight * scale[None, :, None, None]
@@ -181,6 +184,7 @@ def _input_rows(layer: Layer, filtered: th.Tensor, bias_term: float) -> th.Tenso
     if layer.kind == "linear":
         rows = filtered.reshape(len(filtered), -1)
     else:
+        assert layer.weight is not None  # a conv layer has weights
         kh, kw = layer.weight.shape[2:]
         patches = F.unfold(filtered, (kh, kw), padding=layer.padding, stride=layer.stride)  # [b, fan_in, L]
         rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
@@ -217,6 +221,7 @@ def calibration_statistics(description: SpikingDescription, obs: np.ndarray, inp
                     x = x.flatten(1)
                     continue
                 neuron = layer.neuron
+                assert neuron is not None  # check_fit refuses a synaptic layer without neurons
                 inp = x / scale.reshape(1, -1, *([1] * (x.dim() - 2))) if layer.name == first else x
                 f = filtered.get(layer.name)
                 filtered[layer.name] = f = inp if f is None else neuron.decay * f + inp
@@ -314,11 +319,13 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
     :param constant_input: the layer's input is the same analog observation every step and its membrane
         is not read out (see :func:`headroom_steps`)
     """
-    common = dict(name=layer.name, kind=layer.kind, input_shape=layer.input_shape, output_shape=layer.output_shape,
-                  stride=tuple(layer.stride), padding=tuple(layer.padding))
+    common: dict[str, Any] = dict(name=layer.name, kind=layer.kind, input_shape=layer.input_shape,
+                                  output_shape=layer.output_shape, stride=tuple(layer.stride),
+                                  padding=tuple(layer.padding))
     if layer.kind == "flatten":
         return QuantizedLayer(**common)
     neuron = layer.neuron
+    assert neuron is not None  # check_fit refuses a synaptic layer without neurons
     w = np.asarray(layer.weight if weight is None else weight, dtype=np.float64)
     rows = w.reshape(len(w), -1)
     peak = np.abs(rows).max(axis=1)
@@ -331,6 +338,8 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
     threshold_float = 0.0 if neuron.model == "nonspiking" else float(neuron.threshold)
     # the finest membrane step with which saturation cannot change a spike or the readout
     floor = (threshold_float + worst * headroom_steps(neuron, timesteps, constant_input)) / top
+    unit: np.ndarray
+    threshold: np.ndarray | None
     if neuron.model == "nonspiking":
         unit, threshold = np.maximum(fine, floor), None
     else:
@@ -350,7 +359,7 @@ def quantize_layer(layer: Layer, spec: ChipSpec, weight: np.ndarray | None = Non
     return QuantizedLayer(
         **common, weight=w_q, bias=b_q, model=neuron.model, reset=neuron.reset, threshold=threshold,
         reset_value=np.round(neuron.reset_value / unit).astype(np.int64),
-        decay=int(round(neuron.decay * 2 ** spec.leak_bits)), unit=unit, shift=shift, clipped=clipped,
+        decay=round(neuron.decay * 2 ** spec.leak_bits), unit=unit, shift=shift, clipped=clipped,
         constant_input=bool(constant_input and neuron.model in ("IF", "LIF")),
     )
 

@@ -128,6 +128,7 @@ def integer_current(layer: QuantizedLayer, x: np.ndarray) -> np.ndarray:
     """
     if layer.kind == "flatten":
         return x.reshape(len(x), -1)
+    assert layer.weight is not None  # quantize_layer gives every synaptic layer integer weights
     if layer.kind == "linear":
         current = x.reshape(len(x), -1).astype(np.int64) @ layer.weight.astype(np.int64).T
         current = current.reshape(len(x), *layer.output_shape)
@@ -180,16 +181,19 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
             if layer.model == "nonspiking":
                 v[layer.name] = x = potential
                 continue
+            assert layer.threshold is not None  # a spiking layer has an integer threshold
             threshold = layer.per_channel(layer.threshold)
             spikes = (potential >= threshold).astype(np.int64)
             if layer.reset == "subtract":
                 potential = potential - threshold * spikes
             elif layer.reset == "zero":
+                assert layer.reset_value is not None  # quantize_layer sets it for every neuron layer
                 potential = np.where(spikes == 1, layer.per_channel(layer.reset_value), potential)
             v[layer.name] = potential
             counts[layer.name] = counts.get(layer.name, 0) + spikes
             x = spikes
         summed = x.copy() if summed is None else summed + x
+    assert summed is not None  # a description has at least one time step
     outputs = _readout(network, last, summed, v.get(last.name), counts.get(last.name), steps)
     return IntegerResult(outputs.reshape(batch, -1), counts, v, saturations, clipped, harmless)
 
@@ -198,12 +202,16 @@ def _readout(network: QuantizedNetwork, last: QuantizedLayer, summed: np.ndarray
              last_counts: np.ndarray | None, steps: int) -> np.ndarray:
     readout = network.description.readout
     kind, scale = readout["kind"], float(readout.get("scale", 1.0))
-    # a non-spiking layer's summed values are membranes: convert integers back to float units
-    unit = last.per_channel(last.unit) if last.model == "nonspiking" else 1.0
     if kind in ("rate", "membrane_mean"):
-        return scale * unit * summed.astype(np.float64) / steps
+        if last.model == "nonspiking":  # summed membranes: convert integers back to float units
+            assert last.unit is not None  # quantize_layer sets it for every neuron layer
+            return scale * last.per_channel(last.unit) * summed.astype(np.float64) / steps
+        return scale * summed.astype(np.float64) / steps  # summed spikes
+    # the membrane readouts read the last layer's neurons, which quantize_layer gave a unit and (spiking) a threshold
     if kind == "robust":
+        assert final_v is not None and last_counts is not None and last.threshold is not None
         return scale * (last_counts / steps + final_v.astype(np.float64) / (steps * last.per_channel(last.threshold)))
     if kind == "membrane_last":
+        assert final_v is not None and last.unit is not None
         return scale * last.per_channel(last.unit) * final_v.astype(np.float64)
     raise NotImplementedError(f"unknown readout {kind!r}")

@@ -56,9 +56,10 @@ def test_fan_in_too_large_names_layer_resource_and_limit():
     assert "layer 'wide'" in str(error) and "fan-in (axons per core) needs 16, limit is 8" in str(error)
 
 
-def test_too_many_cores_names_layer_resource_and_limit():
+def test_too_many_cores_names_the_whole_networks_need_and_the_limit():
     net = _net(_linear("fc0", 4, 2048), _linear("fc1", 2048, 2))
-    with pytest.raises(FitError, match=r"layer 'fc0' does not fit NC64C: cores needs 128 .* limit is 64"):
+    with pytest.raises(FitError, match=r"layer 'network' does not fit NC64C: cores needs 129, limit is 64 "
+                                       r"\(cores per layer: fc0 128, fc1 1;"):
         check_fit(net, ChipSpec(neurons_per_core=16, axons_per_core=4096))
     with pytest.raises(FitError, match=r"layer 'fc1'.*fan-in \(axons per core\) needs 2048, limit is 1152"):
         backends.load("nc64c").compile(net, np.zeros((2, 4)))

@@ -42,7 +42,7 @@ def test_run_takes_one_observation_or_a_batch_and_matches_the_reference():
     np.testing.assert_array_equal(batched, reference)
     assert len(set(reference.tolist())) > 1  # the network does not answer one action everywhere
     assert deployment.simulate(obs[0]).outputs.shape == (1, 3)
-    with pytest.raises(ValueError, match=r"observation shape \(4, 3\) matches neither one observation \(4,\) nor a batch"):
+    with pytest.raises(ValueError, match=r"observation shape \(4, 3\) is neither one observation \(4,\) nor a batch"):
         deployment.run(np.zeros((4, 3)))
 
 
