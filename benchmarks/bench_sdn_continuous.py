@@ -162,19 +162,23 @@ def main() -> None:
     parser.add_argument("--overrides", default="", help="JSON of SDN settings replacing the zoo section's")
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/sdn_pendulum.json"))
     args = parser.parse_args()
+    output = Path(args.output)
+    # results of the other teachers already in the file are kept (each records its own command and machine)
+    previous = json.loads(output.read_text()).get("results", {}) if output.exists() else {}
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     record: dict[str, Any] = {
         "benchmark": "sdn_pendulum",
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "command": command,
         "machine": machine(),
         "env": ENV_ID,
         "episodes": args.episodes,
         "eval_seeds": [args.eval_seed, args.eval_seed + args.episodes - 1],
         "normalisation": "(student - random) / (teacher - random), mean returns over the same seeds",
-        "results": {},
+        "results": {algo: result for algo, result in previous.items() if algo not in args.teachers},
     }
     for algo in args.teachers:
-        record["results"][algo] = run(algo, args)
-        Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+        record["results"][algo] = {"command": command, "machine": record["machine"], **run(algo, args)}
+        output.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.output}")
 
 

@@ -6,7 +6,7 @@ algorithms it serves, so ``DQN("CVTCPolicy", env)`` works in plain SB3 code.
 
 from sb3_snn.ddqn import DDQN
 from sb3_snn.sdn import SDN, DistillationCallback, SDNCnnPolicy, SDNPolicy
-from sb3_snn.conversion import ConvertedQPolicy, convert
+from sb3_snn.conversion import ConvertedActorPolicy, ConvertedQPolicy, convert
 from sb3_snn.cvtc import CVTCLinear, CVTCPolicy
 from sb3_snn.spiking.contract import SpikingPolicy
 from sb3_snn import registry
@@ -18,6 +18,7 @@ __all__ = [
     "SDN",
     "CVTCLinear",
     "CVTCPolicy",
+    "ConvertedActorPolicy",
     "ConvertedQPolicy",
     "DistillationCallback",
     "SDNCnnPolicy",

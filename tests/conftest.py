@@ -39,28 +39,6 @@ def scalar_tags(event_dir: Path) -> dict[str, list[float]]:
     return tags
 
 
-#: End-to-end tests of several seconds or more (measured with ``pytest --durations``), by module and function, in
-#: modules whose own files do not mark them; they get the ``expensive`` marker here. ``pytest -m "not expensive"``
-#: is the quick loop; CI (``.ci/run``) runs everything.
-EXPENSIVE = {
-    "tests/test_cvtc_policy.py": {"test_stock_rl_zoo_train"},
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Mark the :data:`EXPENSIVE` tests; a listed name that its module no longer defines is an error."""
-    for module, names in EXPENSIVE.items():
-        source = (ROOT / module).read_text() if (ROOT / module).is_file() else ""
-        missing = sorted(name for name in names if f"def {name}(" not in source)
-        if missing:
-            raise pytest.UsageError(f"tests/conftest.py EXPENSIVE names tests that {module} does not define: {missing}")
-    for item in items:
-        path = Path(str(item.fspath)).resolve()
-        module = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else ""
-        if (getattr(item, "originalname", None) or item.name) in EXPENSIVE.get(module, ()):
-            item.add_marker(pytest.mark.expensive)
-
-
 @pytest.fixture
 def cli():
     """The :func:`run_cli` helper."""

@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3 import DQN, SAC
+from stable_baselines3 import DQN, PPO, SAC
 
 from sb3_snn import DDQN, SDN, backends, convert, registry
 from sb3_snn.backends.base import InvalidOptionError, NonFiniteInputError
@@ -184,10 +184,11 @@ ROWS: list[tuple[str, Callable[[Files], Any], type[BaseException], list[str]]] =
     ("export_policy_file_is_sb3_zip",
      lambda f: _export_main("--backend", "nir", "--policy-file", str(f.dqn_zip), "--out", str(f.root / "out")),
      SystemExit, ["dqn.zip", "Stable-Baselines3 model zip", "not an sb3-snn policy file"]),
-    ("convert_sac_zip", lambda f: convert(load_model(f.sac_zip), calibration_obs=np.zeros((4, 3))),
-     ValueError, ["Q-network or actor with Discrete actions", "SAC", "Box"]),
-    ("sdn_teacher_sac", lambda f: SDN("SDNPolicy", f.cartpole(), teacher=f.sac_zip),
-     TeacherMismatchError, ["sac.zip", "needs Discrete actions", "got Box"]),
+    ("convert_ppo_box", lambda f: convert(PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=32, device="cpu"),
+                                          calibration_obs=np.zeros((4, 3))),
+     ValueError, ["Discrete actions", "deterministic actor of TD3, DDPG or SAC", "got PPO", "Box"]),
+    ("sdn_teacher_sac_for_cartpole", lambda f: SDN("SDNPolicy", f.cartpole(), teacher=f.sac_zip),
+     TeacherMismatchError, ["teacher (SAC)", "does not match the student's"]),
     ("convert_cvtc_dqn", lambda f: convert(f.cvtc, calibration_obs=np.zeros((4, 4))),
      ValueError, ["CVTCPolicy", "already a spiking network", "not an ANN"]),
     ("convert_env_mismatch", lambda f: convert(f.dqn, env=gym.make("Acrobot-v1"), n_calibration=8),

@@ -129,6 +129,7 @@ def test_stats_callback_logs(tmp_path) -> None:
         DQN("MlpPolicy", "CartPole-v1", **TINY).learn(10, callback=CVTCStatsCallback(log_freq=5))
 
 
+@pytest.mark.expensive
 def test_stock_rl_zoo_train(tmp_path) -> None:
     command = [
         sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "CartPole-v1", "--gym-packages", "sb3_snn",

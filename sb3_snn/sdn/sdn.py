@@ -118,6 +118,8 @@ class SDN(OffPolicyAlgorithm):
         self.teacher_path = str(teacher) if isinstance(teacher, (str, Path)) else None
         self.teacher: Teacher | None = None
         found = None if teacher is None else as_teacher(teacher)
+        if found is not None and self.observation_space is not None:  # before the student is built for the teacher
+            found.check_compatible(self.observation_space, self.action_space)
         if found is not None and found.squash is not None and "squash" not in self.policy_kwargs:
             self.policy_kwargs = {**self.policy_kwargs, "squash": found.squash}  # a Box student squashes as its teacher
         if _init_setup_model:

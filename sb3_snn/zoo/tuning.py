@@ -73,6 +73,8 @@ def conversion_objective(model: Any, env: Any, space: dict[str, list[Any]], cali
         trial.set_user_attr("std_score", result.std_score)
         trial.set_user_attr("n_steps", result.n_steps)
         trial.set_user_attr("seconds", time.perf_counter() - start)
+        if result.conversion_rate is None:  # Box actions: fidelity is 1 - the mean |action error| / action range
+            return 1.0 - float(result.action_error or 0.0), result.mean_score
         return result.conversion_rate, result.mean_score
 
     return objective
