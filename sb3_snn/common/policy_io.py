@@ -43,7 +43,7 @@ import os
 import pickle
 import warnings
 import zipfile
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -306,3 +306,26 @@ def load_policy(cls: type[SelfPolicy], path: str | os.PathLike, device: th.devic
     policy = target(**arguments)
     policy.load_state_dict(data["state_dict"])
     return policy.to(get_device(device))
+
+
+class PolicyFileMixin:
+    """SB3's ``policy.save(path)`` / ``Policy.load(path, device)`` in this module's format (no pickle, checksummed).
+
+    Put it before ``BasePolicy`` (or a subclass of it) in a policy's bases.
+    """
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the policy's constructor arguments and weights (:func:`save_policy`).
+
+        :param path: the file to write (``.pt`` by convention)
+        """
+        save_policy(cast(BasePolicy, self), path)
+
+    @classmethod
+    def load(cls: type[SelfPolicy], path: str | os.PathLike, device: th.device | str = "auto") -> SelfPolicy:  # type: ignore[misc]
+        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``; the checksum is verified).
+
+        :param path: the file written by :meth:`save`
+        :param device: torch device (``"auto"``: CUDA when available)
+        """
+        return load_policy(cls, path, device)

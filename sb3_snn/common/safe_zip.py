@@ -46,7 +46,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -54,6 +54,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
+
+SelfAlgorithm = TypeVar("SelfAlgorithm", bound=BaseAlgorithm)
 
 SERIALIZED = ":serialized:"
 TYPE = ":type:"
@@ -535,3 +537,33 @@ def saved_spaces(path: str | Path) -> tuple[spaces.Space, spaces.Space, type]:
             raise UnsafeEntryError(f"{model_zip.path}: entry {key!r} is missing")
         found.append(rebuild_space(key, entry, model_zip.path))
     return found[0], found[1], rebuild_policy_class(data.get("policy_class"), model_zip.path)
+
+
+class SafeLoadMixin:
+    """``Algorithm.load`` that runs no code from the file: put it before the SB3 algorithm in the bases.
+
+    The zip's pickled entries are rebuilt from their readable keys (:func:`load_algorithm`); a zip holding
+    another algorithm's policy is refused; ``trusted=True`` is SB3's own loader.
+    """
+
+    @classmethod
+    def load(  # type: ignore[misc]
+        cls: type[SelfAlgorithm],
+        path: str | Path | io.BufferedIOBase,
+        env: Any = None,
+        device: Any = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        *,
+        trusted: bool = False,
+        **kwargs: Any,
+    ) -> SelfAlgorithm:
+        """Load a zip saved by this algorithm (``BaseAlgorithm.load``'s arguments) without running code from it.
+
+        :param trusted: use SB3's loader unchanged, which unpickles the file's entries and runs any code
+            they hold: only for files you wrote or whose author you trust
+        """
+        model = load_algorithm(cls, path, env=env, device=device, custom_objects=custom_objects, trusted=trusted,
+                               print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        return cast(SelfAlgorithm, model)

@@ -14,7 +14,6 @@ algorithm's ``policy_aliases`` (``served_algos = ()``; ``built_by`` names the co
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
@@ -24,7 +23,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import nn
 
-from sb3_snn.common.policy_io import load_policy, save_policy
+from sb3_snn.common.policy_io import PolicyFileMixin
 from sb3_snn.conversion.simulation import READOUTS, IFSimulation, is_synaptic, simulate_fast
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
 from sb3_snn.spiking.synops import CostReport, count_operations
@@ -63,7 +62,7 @@ def build_layer(spec: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown layer kind {spec['kind']!r}")
 
 
-class ConvertedQPolicy(BasePolicy):
+class ConvertedQPolicy(PolicyFileMixin, BasePolicy):
     """Greedy policy of a ReLU Q-network converted to integrate-and-fire neurons (Tan et al. 2021).
 
     Every synaptic layer is followed by IF neurons (threshold ``V_thr``, no leak, reset by
@@ -414,24 +413,6 @@ class ConvertedQPolicy(BasePolicy):
         """Spike counts of a :meth:`simulate` result keyed by layer name (for ``count_operations``)."""
         return {self.layer_names[i]: c.detach().cpu().numpy() for i, c in simulation.spike_counts.items()}
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the policy (constructor arguments and weights, no pickle) in the format of
-        :mod:`sb3_snn.common.policy_io`; :meth:`load` reads it back.
-
-        :param path: the file to write (``.pt`` by convention)
-        """
-        save_policy(self, path)
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfConvertedQPolicy], path: str | os.PathLike, device: th.device | str = "auto"
-    ) -> SelfConvertedQPolicy:
-        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``: no pickle).
-
-        :param path: the file written by :meth:`save`
-        :param device: torch device (``"auto"``: CUDA when available)
-        """
-        return load_policy(cls, path, device)
 
 
 class ConvertedActorPolicy(ConvertedQPolicy):

@@ -16,11 +16,10 @@ optimizer step instead of silently training without it.
 
 from __future__ import annotations
 
-import os
 import warnings
 from itertools import pairwise
 from collections.abc import Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import torch as th
@@ -31,7 +30,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from sb3_snn.common.policy_io import load_policy, save_policy
+from sb3_snn.common.policy_io import PolicyFileMixin
 from sb3_snn.cvtc.encoders import PopulationEncoder
 from sb3_snn.cvtc.tuning import sample_cvtc_params
 from sb3_snn.cvtc.layers import DEFAULT_BETA, CVTCLinear, spike_time
@@ -40,7 +39,6 @@ from sb3_snn.spiking.synops import CostReport, dense_macs
 
 INFERENCE_MODES = ("beta", "mostafa")
 
-SelfCVTCPolicy = TypeVar("SelfCVTCPolicy", bound="CVTCPolicy")
 
 
 #: Observation spaces encoded as one-hot / bit vectors (:meth:`PopulationEncoder.for_bits`).
@@ -173,7 +171,7 @@ class CVTCQNetwork(BasePolicy):
         return data
 
 
-class CVTCPolicy(DQNPolicy):
+class CVTCPolicy(PolicyFileMixin, DQNPolicy):
     """DQN policy whose Q-network is a CVTC spiking network (online and target copies).
 
     :param observation_space: a 1-D Box (population code), or a Discrete, MultiDiscrete or MultiBinary
@@ -326,23 +324,6 @@ class CVTCPolicy(DQNPolicy):
     def parameter_bytes(self) -> int:
         """Bytes of the weights that act: the online Q-network's (float32: 4 per weight), not the target copy."""
         return sum(p.numel() * p.element_size() for p in self.q_net.parameters())
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the policy (constructor arguments and the weights of both networks, no pickle) in the format
-        of :mod:`sb3_snn.common.policy_io`; :meth:`load` reads it back.
-
-        :param path: the file to write
-        """
-        save_policy(self, path)
-
-    @classmethod
-    def load(cls: type[SelfCVTCPolicy], path: str | os.PathLike, device: th.device | str = "auto") -> SelfCVTCPolicy:  # type: ignore[override]
-        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``).
-
-        :param path: the file
-        :param device: torch device (``"auto"``: CUDA when available)
-        """
-        return load_policy(cls, path, device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

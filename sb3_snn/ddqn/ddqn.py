@@ -6,17 +6,15 @@ target network values it, which removes the max-operator's overestimation bias.
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.type_aliases import MaybeCallback
 from torch.nn import functional as F
 
-from sb3_snn.common.safe_zip import load_algorithm
+from sb3_snn.common.safe_zip import SafeLoadMixin
 
 from sb3_snn.ddqn.tuning import sample_ddqn_params
 
@@ -46,7 +44,7 @@ def double_q_target(
     return rewards + (1 - dones) * discounts * next_values
 
 
-class DDQN(DQN):
+class DDQN(SafeLoadMixin, DQN):
     """Double Deep Q-Network: SB3's ``DQN`` with the Double-DQN target (:func:`double_q_target`).
 
     Takes exactly the arguments of :class:`stable_baselines3.DQN`. A policy may add a term to the
@@ -88,31 +86,6 @@ class DDQN(DQN):
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", np.mean(losses))
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfDDQN],
-        path: str | Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: th.device | str = "auto",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        *,
-        trusted: bool = False,
-        **kwargs: Any,
-    ) -> SelfDDQN:
-        """Load a zip saved by ``DQN`` / ``DDQN`` (``BaseAlgorithm.load``'s arguments) without running code
-        from the file: its pickled entries are rebuilt from their readable keys
-        (:func:`sb3_snn.common.safe_zip.load_algorithm`). A zip holding another algorithm's policy (an
-        SDN student, say) is refused.
-
-        :param trusted: use SB3's loader unchanged, which unpickles the file's entries and runs any code
-            they hold: only for files you wrote or whose author you trust
-        """
-        model = load_algorithm(cls, path, env=env, device=device, custom_objects=custom_objects, trusted=trusted,
-                               print_system_info=print_system_info, force_reset=force_reset, **kwargs)
-        return cast(SelfDDQN, model)
 
     def learn(
         self: SelfDDQN,

@@ -18,9 +18,8 @@ observations are not supported.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import torch as th
@@ -29,13 +28,12 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space, preprocess_obs
 from stable_baselines3.common.type_aliases import Schedule
 
-from sb3_snn.common.policy_io import load_policy, save_policy
+from sb3_snn.common.policy_io import PolicyFileMixin
 from sb3_snn.sdn.network import SpikingStudent
 from sb3_snn.spiking.description import SpikingDescription
 from sb3_snn.spiking.simulate import SQUASHES, squash_outputs
 from sb3_snn.spiking.synops import CostReport, count_operations
 
-SelfSDNPolicy = TypeVar("SelfSDNPolicy", bound="SDNPolicy")
 
 #: Observation spaces the students take (``Dict`` / ``Tuple`` are not supported).
 OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -65,7 +63,7 @@ def check_student_spaces(name: str, observation_space: spaces.Space, action_spac
                          f"got {action_space}")
 
 
-class SDNPolicy(BasePolicy):
+class SDNPolicy(PolicyFileMixin, BasePolicy):
     """A spiking student for vector observations: the observation is a constant input current for
     ``n_steps`` steps (``encoding="constant"``).
 
@@ -297,22 +295,6 @@ class SDNPolicy(BasePolicy):
         counts = {name: c.float().cpu().numpy().astype(np.float64) for name, c in self.network.last_spike_counts.items()}
         return count_operations(self.spiking_description(), counts)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the policy (constructor arguments and weights, no pickle) in the format of
-        :mod:`sb3_snn.common.policy_io`; :meth:`load` reads it back.
-
-        :param path: the file to write
-        """
-        save_policy(self, path)
-
-    @classmethod
-    def load(cls: type[SelfSDNPolicy], path: str | os.PathLike, device: th.device | str = "auto") -> SelfSDNPolicy:  # type: ignore[override]
-        """Read a policy written by :meth:`save` (``torch.load(..., weights_only=True)``).
-
-        :param path: the file
-        :param device: torch device (``"auto"``: CUDA when available)
-        """
-        return load_policy(cls, path, device)
 
 
 class SDNCnnPolicy(SDNPolicy):

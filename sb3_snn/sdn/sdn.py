@@ -10,19 +10,17 @@ through time, in :meth:`SDN.train`.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
-import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
-from sb3_snn.common.safe_zip import load_algorithm
+from sb3_snn.common.safe_zip import SafeLoadMixin
 from sb3_snn.sdn.buffers import ObservationBuffer
 from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics, resolve_loss
 from sb3_snn.sdn.policies import SDNCnnPolicy, SDNPolicy
@@ -32,7 +30,7 @@ from sb3_snn.sdn.tuning import sample_sdn_params
 SelfSDN = TypeVar("SelfSDN", bound="SDN")
 
 
-class SDN(OffPolicyAlgorithm):
+class SDN(SafeLoadMixin, OffPolicyAlgorithm):
     """Spiking Distillation Network: train a spiking student from a teacher's outputs, no reward.
 
     :param policy: ``"SDNPolicy"``, ``"SDNCnnPolicy"`` or a policy class
@@ -158,31 +156,6 @@ class SDN(OffPolicyAlgorithm):
         if calibrate_rate is not None:
             self.calibrate_rate = calibrate_rate
         self.teacher = found
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfSDN],
-        path: str | Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: th.device | str = "auto",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        *,
-        trusted: bool = False,
-        **kwargs: Any,
-    ) -> SelfSDN:
-        """Load a zip saved by ``SDN`` (``BaseAlgorithm.load``'s arguments) without running code from the file:
-        its pickled entries are rebuilt from their readable keys (:func:`sb3_snn.common.safe_zip.load_algorithm`).
-        A zip holding another algorithm's policy (a DQN, say) is refused. The teacher is not in the zip;
-        ``teacher_path``, if saved, is loaded safely when training needs it.
-
-        :param trusted: use SB3's loader unchanged, which unpickles the file's entries and runs any code
-            they hold: only for files you wrote or whose author you trust
-        """
-        model = load_algorithm(cls, path, env=env, device=device, custom_objects=custom_objects, trusted=trusted,
-                               print_system_info=print_system_info, force_reset=force_reset, **kwargs)
-        return cast(SelfSDN, model)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "teacher"]
