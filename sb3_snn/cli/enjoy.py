@@ -13,13 +13,12 @@ wraps it in SB3's ``VecVideoRecorder`` like rl_zoo3's ``record_video`` (moviepy 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
 from sb3_snn.cli.main import positive_int
-from sb3_snn.zoo.experiment import add_experiment_arguments, load_experiment, read_zoo_yaml, saved_hyperparams
+from sb3_snn.zoo.experiment import add_experiment_arguments, load_experiment, make_experiment_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,28 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _render_env(args: argparse.Namespace, log_path: str, render_mode: str):
-    """The experiment's evaluation env (as :func:`load_experiment` builds it) with ``render_mode`` set."""
-    from huggingface_sb3 import EnvironmentName
-    from rl_zoo3 import create_test_env
-
-    env_name = EnvironmentName(args.env)
-    stats_path = os.path.join(log_path, env_name)
-    packages = tuple(module.split(".")[0] for module in args.gym_packages)
-    try:
-        hyperparams, stats = saved_hyperparams(stats_path, trusted=bool(getattr(args, "trust_pickle", False)),
-                                               packages=packages)
-    except ValueError as exc:
-        raise SystemExit(f"sb3-snn enjoy: {exc}") from exc
-    env_kwargs = hyperparams.pop("env_kwargs", None) or {}
-    args_path = os.path.join(stats_path, "args.yml")
-    if os.path.isfile(args_path):
-        env_kwargs = read_zoo_yaml(args_path).get("env_kwargs") or env_kwargs
-    return create_test_env(env_name.gym_id, n_envs=1, stats_path=stats, seed=args.seed, log_dir=None,
-                           should_render=render_mode == "human", hyperparams=hyperparams,
-                           env_kwargs={**env_kwargs, "render_mode": render_mode})
-
-
 def main(argv: list[str]) -> int:
     """Play ``-n`` steps of the experiment's agent, shown in a window or recorded; print the episodes' rewards."""
     from stable_baselines3.common.vec_env import VecVideoRecorder
@@ -67,7 +44,7 @@ def main(argv: list[str]) -> int:
     experiment.env.close()
     video_folder = args.output_folder or Path(experiment.log_path) / "videos"
     try:
-        env = _render_env(args, experiment.log_path, "rgb_array" if args.record else "human")
+        env = make_experiment_env(args, experiment.log_path, render_mode="rgb_array" if args.record else "human")
         if args.record:
             env = VecVideoRecorder(env, str(video_folder), record_video_trigger=lambda step: step == 0,
                                    video_length=args.n_timesteps, name_prefix=f"{args.algo}-{args.env}")

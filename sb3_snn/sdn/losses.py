@@ -37,8 +37,6 @@ import torch as th
 from stable_baselines3.common.logger import Logger
 from torch.nn import functional as F
 
-from sb3_snn.spiking.synops import count_operations
-
 if TYPE_CHECKING:  # pragma: no cover
     from sb3_snn.sdn.policies import SDNPolicy
     from sb3_snn.sdn.teachers import Teacher
@@ -207,8 +205,7 @@ def record_statistics(logger: Logger, stats: list[dict[str, float]], policy: SDN
     """
     for key in stats[0]:
         logger.record(f"{prefix}/{key}", float(np.mean([s[key] for s in stats])))
-    counts = {name: c.float().cpu().numpy().astype(np.float64) for name, c in policy.network.last_spike_counts.items()}
-    report = count_operations(policy.spiking_description(), counts)
+    report = policy.last_cost_report()
     for layer, rate in report.firing_rates.items():
         logger.record(f"{prefix}/firing_rate/{layer}", rate)
     logger.record(f"{prefix}/synops_per_action", report.synops)

@@ -292,6 +292,10 @@ class SDNPolicy(PolicyFileMixin, BasePolicy):
                 self.network.forward_fast(self.preprocess(observations.to(self.device)))
         finally:
             self.set_training_mode(training)
+        return self.last_cost_report()
+
+    def last_cost_report(self) -> CostReport:
+        """SynOps per action and firing rates per layer over the batch of the network's last forward pass."""
         counts = {name: c.float().cpu().numpy().astype(np.float64) for name, c in self.network.last_spike_counts.items()}
         return count_operations(self.spiking_description(), counts)
 

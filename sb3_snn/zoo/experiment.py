@@ -166,13 +166,51 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
                              "which run any code the files hold: only for files you wrote or whose author you trust")
 
 
+def make_experiment_env(args: argparse.Namespace, log_path: str, n_envs: int = 1,
+                        render_mode: str | None = None) -> VecEnv:
+    """The experiment's evaluation ``VecEnv``, built like rl_zoo3's ``enjoy`` from its saved (safely read)
+    hyperparameters and ``env_kwargs``; ``render_mode`` is added to the env kwargs when given.
+
+    :param args: the arguments of :func:`add_experiment_arguments`
+    :param log_path: the experiment folder (``logs/<algo>/<Env>_<N>``)
+    """
+    from huggingface_sb3 import EnvironmentName
+    from rl_zoo3 import create_test_env
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    env_name = EnvironmentName(args.env)
+    stats_path = os.path.join(log_path, env_name)
+    packages = tuple(module.split(".")[0] for module in args.gym_packages)
+    try:
+        hyperparams, maybe_stats_path = saved_hyperparams(
+            stats_path, trusted=bool(getattr(args, "trust_pickle", False)), packages=packages)
+        env_kwargs = hyperparams.pop("env_kwargs", None) or {}
+        args_path = os.path.join(stats_path, "args.yml")
+        if os.path.isfile(args_path):
+            saved_args = read_zoo_yaml(args_path)
+            env_kwargs = saved_args.get("env_kwargs") or env_kwargs
+    except ValueError as exc:
+        raise SystemExit(f"sb3-snn: {exc}") from exc
+    if render_mode is not None:
+        env_kwargs = {**env_kwargs, "render_mode": render_mode}
+    return create_test_env(
+        env_name.gym_id,
+        n_envs=n_envs,
+        stats_path=maybe_stats_path,
+        seed=args.seed,
+        log_dir=None,
+        should_render=render_mode == "human",
+        hyperparams=hyperparams,
+        env_kwargs=env_kwargs,
+        vec_env_cls=ExperimentManager.default_vec_env_cls,
+    )
+
+
 def load_experiment(args: argparse.Namespace, n_envs: int = 1) -> ZooExperiment:
     """Find, load and wrap the experiment that ``args`` (see :func:`add_experiment_arguments`) names."""
     import importlib
 
     from huggingface_sb3 import EnvironmentName
-    from rl_zoo3 import create_test_env
-    from rl_zoo3.exp_manager import ExperimentManager
     from rl_zoo3.utils import get_model_path
 
     import rl_zoo3.import_envs  # noqa: F401  (registers the zoo's environments, Atari included)
@@ -191,29 +229,7 @@ def load_experiment(args: argparse.Namespace, n_envs: int = 1) -> ZooExperiment:
         raise SystemExit(f"no trained {args.algo} agent for {args.env} in {args.folder!r}: {exc}") from exc
 
     trusted = bool(getattr(args, "trust_pickle", False))
-    stats_path = os.path.join(log_path, env_name)
-    packages = tuple(module.split(".")[0] for module in args.gym_packages)
-    try:
-        hyperparams, maybe_stats_path = saved_hyperparams(stats_path, trusted=trusted, packages=packages)
-        env_kwargs = hyperparams.pop("env_kwargs", None) or {}
-        args_path = os.path.join(stats_path, "args.yml")
-        if os.path.isfile(args_path):
-            saved_args = read_zoo_yaml(args_path)
-            env_kwargs = saved_args.get("env_kwargs") or env_kwargs
-    except ValueError as exc:
-        raise SystemExit(f"sb3-snn: {exc}") from exc
-
-    env = create_test_env(
-        env_name.gym_id,
-        n_envs=n_envs,
-        stats_path=maybe_stats_path,
-        seed=args.seed,
-        log_dir=None,
-        should_render=False,
-        hyperparams=hyperparams,
-        env_kwargs=env_kwargs,
-        vec_env_cls=ExperimentManager.default_vec_env_cls,
-    )
+    env = make_experiment_env(args, log_path, n_envs=n_envs)
     try:
         model = load_model(model_path, algo=args.algo, env=env, device=args.device, trusted=trusted, seed=args.seed)
     except ValueError as exc:  # an unsafe entry, another algorithm's policy, spaces that do not match
