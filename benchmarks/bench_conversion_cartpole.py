@@ -15,7 +15,7 @@ The record says how the teacher was trained: from the ``train.json`` that
 ``bench_conversion_cartpole_train.py`` writes beside the model, or from the rl_zoo3-style log folder
 (``<run>/CartPole-v1/args.yml`` and ``config.yml``) that ``sb3-snn train`` writes.
 
-The teacher of ``benchmarks/results/conversion_cartpole.json`` (a few minutes on a CPU)::
+The teacher of ``benchmarks/out/results/conversion_cartpole.json`` (a few minutes on a CPU)::
 
     .venv/bin/sb3-snn train --algo dqn --env CartPole-v1 -conf sb3_snn/configs/zoo/dqn.yml \
         -f benchmarks/out/logs --seed 0 --eval-freq 2500 --eval-episodes 10
@@ -27,7 +27,7 @@ Other teachers (plain ``stable_baselines3.DQN``, see ``bench_conversion_cartpole
     .venv/bin/python benchmarks/bench_conversion_cartpole_train.py --preset zoo --seed 1
     .venv/bin/python benchmarks/bench_conversion_cartpole.py --readout robust --model-path \
         benchmarks/out/teachers/dqn_cartpole_zoo_seed1/best_model.zip \
-        --output benchmarks/results/cartpole_conversion_teacher_zoo_seed1_best.json
+        --output benchmarks/out/results/cartpole_conversion_teacher_zoo_seed1_best.json
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device of the simulation (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", default="benchmarks/results/conversion_cartpole.json")
+    parser.add_argument("--output", default="benchmarks/out/results/conversion_cartpole.json")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 

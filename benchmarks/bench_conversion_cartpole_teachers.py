@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-calibration", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="calibration run seed")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", default="benchmarks/results/cartpole_conversion_teachers.json")
+    parser.add_argument("--output", default="benchmarks/out/results/cartpole_conversion_teachers.json")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
     missing = [m for m in args.models if not Path(m).is_file()]

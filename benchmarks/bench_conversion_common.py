@@ -18,7 +18,7 @@ from sb3_snn.conversion import collect_calibration_frames
 from sb3_snn.conversion.extract import SourceNetwork
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, save_rows
 
 
 def sweep_rows(results: list[dict[str, Any]], reference: str = "teacher") -> list[dict[str, Any]]:
@@ -43,12 +43,14 @@ def sweep_rows(results: list[dict[str, Any]], reference: str = "teacher") -> lis
 
 
 def write_record(path: str | Path, record: dict[str, Any], device: str = "cpu") -> Path:
-    """Write ``record`` (``machine`` filled in when missing) as JSON to ``path``; returns the path."""
+    """Write ``record`` (``machine`` filled in when missing) as JSON to ``path`` and append its rows to
+    the records (the file's stem picks the suite); returns the path."""
     record.setdefault("machine", machine(device))
     output = Path(path)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=2, default=float))
     print(f"wrote {output}")
+    save_rows(output.stem, json.loads(json.dumps(record, default=float)))
     return output
 
 

@@ -1,6 +1,6 @@
 """Converted continuous actors on Pendulum-v1: TD3 and SAC teachers -> integrate-and-fire actors.
 
-    .venv/bin/python benchmarks/bench_conversion_continuous.py            # -> benchmarks/results/conversion_pendulum.json
+    .venv/bin/python benchmarks/bench_conversion_continuous.py            # -> benchmarks/out/results/conversion_pendulum.json
     .venv/bin/python benchmarks/bench_conversion_continuous.py --episodes 5 --timesteps 16 64 --algos td3
 
 Teachers are trained with rl_zoo3's tuned Pendulum-v1 settings (``hyperparams/td3.yml`` and ``sac.yml``,

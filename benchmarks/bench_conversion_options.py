@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timesteps", type=int, nargs="+", default=[50, 100, 200, 500])
     parser.add_argument("--seed", type=int, default=0, help="calibration run seed (held-out frames: 100, 101, ...)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", default="benchmarks/results/cartpole_conversion_options.json")
+    parser.add_argument("--output", default="benchmarks/out/results/cartpole_conversion_options.json")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
 

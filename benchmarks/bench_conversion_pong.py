@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", default="benchmarks/results/conversion_pong.json")
+    parser.add_argument("--output", default="benchmarks/out/results/conversion_pong.json")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
     import ale_py

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model-path", default=FIXTURE)
-    parser.add_argument("--output", default=None, help="default: benchmarks/results/conversion_speed_<device>.json")
+    parser.add_argument("--output", default=None, help="default: benchmarks/out/results/conversion_speed_<device>.json")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
     import ale_py
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "timesteps": steps, "batch": 1, "device": device, "torch_threads": th.get_num_threads(),
         "details": report,
     }
-    write_record(args.output or f"benchmarks/results/conversion_speed_{device.split(':')[0]}.json", record, device)
+    write_record(args.output or f"benchmarks/out/results/conversion_speed_{device.split(':')[0]}.json", record, device)
     return 0
 
 

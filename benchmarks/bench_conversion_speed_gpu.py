@@ -143,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
                   "network: PPO Pong fixture actor (NatureCNN + action_net), percentile 99.9; TF32 off"],
         "rows": rows,
     }
-    output = Path(args.output or f"benchmarks/results/conversion_speed_gpu_{device.split(':')[0]}.json")
+    output = Path(args.output or f"benchmarks/out/results/conversion_speed_gpu_{device.split(':')[0]}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
     print(f"wrote {output}")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import save_rows
+
+    save_rows(output.stem, result)
     return 0
 
 

@@ -1,14 +1,14 @@
 """Training-stability sweep of DDQN + CVTC on CartPole-v1: which setting keeps the agent near 500?
 
-The session-3 config (``sb3_snn/configs/zoo/cvtc.yml`` then: batch 64) learns, but its evaluations swing between
-~50 and 500 after 25k steps, so a checkpoint's score is luck. Each run here trains ``sb3_snn.DDQN`` with
+The base config (:data:`BASE`, batch 64) learns, but its evaluations can swing between ~50 and 500 after
+25k steps, so a checkpoint's score is luck. Each run here trains ``sb3_snn.DDQN`` with
 ``CVTCPolicy`` for 50k steps on 1 thread (1.7-4 min), evaluating 10 deterministic episodes every 2 500
 steps on a separate env, and prints one JSON line (``name``, ``seed``, ``minutes``, ``curve``).
 The summary counts, per run, the evaluations after 25k steps that reach 475 ("late >= 475") and their
 mean: a stable setting has most of them there.
 
     python benchmarks/bench_cvtc_cartpole_sweep.py --config base bs256 --seeds 3 4 --jobs 2
-    python benchmarks/bench_cvtc_cartpole_sweep.py --summary    # -> benchmarks/results/cvtc_cartpole_sweep.json
+    python benchmarks/bench_cvtc_cartpole_sweep.py --summary    # -> benchmarks/out/results/cvtc_cartpole_sweep.json
 
 Runs are logged to ``benchmarks/out/cvtc_sweep/<config>_<seed>.log``; a run whose log holds a result
 is not repeated.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_result
 
 LOGS = ROOT / "benchmarks/out/cvtc_sweep"
-#: ``sb3_snn/configs/zoo/cvtc.yml``'s CartPole-v1 section as of session 3 (batch 64): every config changes it.
+#: the reference settings (a CartPole-v1 section of the zoo config format, batch 64): every config changes it.
 BASE: dict[str, Any] = {
     "learning_rate": 3e-4, "batch_size": 64, "buffer_size": 100_000, "learning_starts": 1000, "gamma": 0.99,
     "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128, "exploration_fraction": 0.16,
@@ -39,7 +39,7 @@ BASE: dict[str, Any] = {
 #: config name -> changes to :data:`BASE` (``policy_kwargs`` entries are merged)
 CONFIGS: dict[str, dict[str, Any]] = {
     "base": {},
-    "bs256": {"batch_size": 256},  # sb3_snn/configs/zoo/cvtc.yml since session 4
+    "bs256": {"batch_size": 256},
     "bs512": {"batch_size": 512},
     "gamma98": {"gamma": 0.98},
     "tui1000": {"target_update_interval": 1000},

@@ -8,7 +8,7 @@ evaluated with Mostafa (beta-free) inference.
 Each row is one ``sb3-snn train`` command (printed and stored); the final agent (and the best one
 kept by the zoo's evaluation callback, labelled ``best``) is evaluated deterministically over
 ``--episodes`` episodes, CVTC agents in both ``beta`` and ``mostafa`` inference. Results:
-``benchmarks/results/cvtc_results.json`` (record format of ``benchmarks/common.py``; rows of other
+``benchmarks/out/results/cvtc_results.json`` (record format of ``benchmarks/common.py``; rows of other
 envs already in the file are kept).
 """
 
@@ -48,8 +48,8 @@ def row_command(row: str, env: str, seed: int, folder: Path, eval_freq: int = 25
     """The algorithm and ``sb3-snn train`` arguments of one table row.
 
     :param eval_freq: steps between the zoo's evaluations (the best one is kept as ``best_model.zip``)
-    :param eval_episodes: episodes per evaluation: with 5 a lucky checkpoint can win (CartPole seed 4 of
-        session 3: 500 over 5 episodes, 425.8 over 100)
+    :param eval_episodes: episodes per evaluation: with 5 a lucky checkpoint can win (it may score 500
+        over 5 episodes and far less over 100)
     """
     common = ["--env", env, "--seed", str(seed), "-f", str(folder), "--num-threads", "1",
               "--eval-freq", str(eval_freq), "--eval-episodes", str(eval_episodes)]
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more sb3-snn train arguments")
     args = parser.parse_args()
     th.set_num_threads(1)
-    out = ROOT / "benchmarks/results/cvtc_results.json"
+    out = ROOT / "benchmarks/out/results/cvtc_results.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
     rows = [row for row in previous.get("rows", [])  # keep other envs, rows and seeds
             if not (row.get("env") == args.env and row.get("row") in args.rows and row.get("seed") in args.seeds)]

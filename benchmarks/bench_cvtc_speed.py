@@ -8,14 +8,15 @@ kernels of :class:`~sb3_snn.cvtc.layers.CVTCFusedFunction`, on CUDA the torch im
 ``cvtc_torch`` (bound + partial scan in torch ops with the hand-written backward of
 :class:`~sb3_snn.cvtc.layers.CVTCFunction`: the CPU default before the fused kernels), ``cvtc_auto``
 (the same algorithm through autograd) and ``cvtc_scan`` (the straightforward batched algorithm: every
-prefix of every (sample, neuron) pair, through autograd; fewer repeats). Inputs are the CartPole
+prefix of every (sample, neuron) pair, through autograd). Inputs are the CartPole
 population code of observations from random play, weights the default init. Every candidate runs a few
 warm-up steps first (the numba kernels are compiled, or loaded from numba's cache, there).
 
 Two clocks: wall time (the figure that counts) and, on CPU, the thread's CPU time, which does not
 count the time the thread waits for a core on a machine shared with other jobs (there, wall-time
 ratios overstate the cost of the longer candidates). ``scanned`` is the share of (sample, neuron)
-pairs per layer that needed the exact scan. Writes ``benchmarks/results/<name>.json``.
+pairs per layer that needed the exact scan. Timing: :func:`benchmarks.timing.interleaved`; the rows go
+to ``benchmarks/records/speed.jsonl`` (scratch copy ``benchmarks/out/results/<name>.json``).
 
 Runs without the rest of sb3_snn (e.g. on a GPU box with only torch, numpy and gymnasium): the two
 layer modules are then loaded from their files.
@@ -27,7 +28,7 @@ import argparse
 import importlib.util
 import os
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -36,7 +37,10 @@ import torch as th
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import machine, write_result
+
+from benchmarks.timing import interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,24 +81,20 @@ def cartpole_inputs(batch: int, seed: int = 0) -> th.Tensor:
     return ENCODERS.PopulationEncoder.preset("cartpole")(th.as_tensor(np.array(rows)))
 
 
-def time_step(net: nn.Module, z: th.Tensor, repeats: int) -> tuple[list[float], list[float]]:
-    """Per-call wall and thread-CPU times (ms) of zero_grad + forward + backward."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.thread_time()
+def fwd_bwd(net: nn.Module, z: th.Tensor) -> Callable[[], None]:
+    """One training step's compute: zero_grad + forward + backward."""
+
+    def step() -> None:
         net.zero_grad(set_to_none=True)
         net(z).sum().backward()
-        if z.is_cuda:
-            th.cuda.synchronize()
-        cpus.append((time.thread_time() - cpu_start) * 1e3)
-        walls.append((time.perf_counter() - start) * 1e3)
-    return walls, cpus
+
+    return step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=300, help="steps per candidate (cvtc_scan: a tenth)")
+    parser.add_argument("--repeats", type=int, default=300, help="timed steps per candidate")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=800)
     parser.add_argument("--device", default="cpu")
@@ -116,24 +116,18 @@ def main() -> None:
         nets[name].load_state_dict(nets["cvtc_fast"].state_dict())
     for net in nets.values():
         net.to(device)
-        time_step(net, z, 5)  # warm-up
-    walls: dict[str, list[float]] = {name: [] for name in nets}
-    cpus: dict[str, list[float]] = {name: [] for name in nets}
-    rounds = 10
-    for _ in range(rounds):  # interleaved, so that load from other processes hits every candidate alike
-        for name, net in nets.items():
-            wall, cpu = time_step(net, z, max(1, args.repeats // rounds // (10 if name == "cvtc_scan" else 1)))
-            walls[name] += wall
-            cpus[name] += cpu
+    # interleaved call by call, so that load from other processes hits every candidate alike
+    timings = interleaved({name: fwd_bwd(net, z) for name, net in nets.items()}, repeats=args.repeats, warmup=5,
+                          sync=th.cuda.synchronize if device.type == "cuda" else None)
     scanned = [lay.last_info.scanned for lay in nets["cvtc_fast"]]
     fast_path = "fused" if CVTC.fused_available(z, nets["cvtc_fast"][0].weight) else "torch"
-    wall_ms = {name: float(np.median(values)) for name, values in walls.items()}
-    cpu_ms = {name: float(np.median(values)) for name, values in cpus.items()}
+    wall_ms = {name: t.wall_ms for name, t in timings.items()}
+    cpu_ms = {name: t.cpu_ms for name, t in timings.items()}
     rows = []
     for name in nets:
         row = {"candidate": name, "wall_ms_median": round(wall_ms[name], 4),
                "ratio_vs_mlp_wall": round(wall_ms[name] / wall_ms["mlp"], 2),
-               "samples": len(walls[name])}
+               "samples": timings[name].n}
         if device.type == "cpu":
             row.update(cpu_ms_median=round(cpu_ms[name], 4), ratio_vs_mlp_cpu=round(cpu_ms[name] / cpu_ms["mlp"], 2))
         if name != "mlp":

@@ -4,7 +4,7 @@
 
 Trains ``sb3-snn train --algo ddqn --env CartPole-v1 -conf sb3_snn/configs/zoo/ddqn.yml`` per seed into
 ``benchmarks/out/logs``, evaluates the final and the best model with ``sb3-snn evaluate`` (100
-deterministic episodes) and writes ``benchmarks/results/ddqn_cartpole.json``.
+deterministic episodes) and writes ``benchmarks/out/results/ddqn_cartpole.json``.
 """
 
 from __future__ import annotations

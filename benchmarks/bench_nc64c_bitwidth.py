@@ -8,7 +8,7 @@ on held-out observations (for the CartPole policies: states of other episodes th
 ones). Networks: the three example shapes (random weights) and, when
 ``benchmarks/out/logs/dqn/CartPole-v1_1`` exists, a converted CartPole DQN (T=32) and an SDN student
 distilled from it (5000 steps). The membrane is widened to 40 bits so that it does not confound the
-sweep. Writes ``benchmarks/results/nc64c_bitwidth.json`` (via ``benchmarks/common.write_result``).
+sweep. Writes ``benchmarks/out/results/nc64c_bitwidth.json`` (via ``benchmarks/common.write_result``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     python benchmarks/bench_pipeline.py --env PongNoFrameskip-v4 --config benchmarks/configs/pong_pipeline_cpu.yml
 
 Runs the pipeline into a fresh ``benchmarks/out/pipeline[_<env>]`` and writes its table and wall time to
-``benchmarks/results/pipeline_<env>.json`` (target for CartPole-v1: under 10 minutes on the 2-core CPU
+``benchmarks/out/results/pipeline_<env>.json`` (target for CartPole-v1: under 10 minutes on the 2-core CPU
 machine; for Atari the record says which shortened settings it used).
 """
 

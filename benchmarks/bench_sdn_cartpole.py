@@ -31,6 +31,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save_rows
 from bench_sdn_common import (
     latency_comparison,
     latency_fields,
@@ -162,7 +163,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-seed", type=int, default=123)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sdn_cartpole.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/results/sdn_cartpole.json")
     parser.add_argument("--latency-only", action="store_true",
                         help="measure only the per-action latency (untrained student) and update --out's latency figures")
     parser.add_argument("--latency-repeats", type=int, default=500, help="timed calls of each candidate")
@@ -180,6 +181,7 @@ def main() -> None:
     record["speed"] = speed(args, args.dqn_teacher.resolve())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2, default=str))
+    save_rows(args.out.stem, record)
     print(json.dumps({"dqn_from_scratch": record["dqn_from_scratch"]["first_step_at_target"], "speed": record["speed"]}))
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import machine as describe_machine
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
@@ -22,7 +23,9 @@ from sb3_snn.common.evaluation import Agreement, CostSum, play_episodes
 from sb3_snn.common.models import acting_network, parameter_bytes
 from sb3_snn.sdn import SDN, Teacher
 
-#: what the latency benchmarks aim for (issue #5)
+from benchmarks.timing import interleaved
+
+#: what the latency benchmarks aim for
 LATENCY_TARGET = ("student per-action latency >= 5x lower than the teacher's on CPU "
                   "(model.predict, one observation, 1 torch thread)")
 
@@ -86,26 +89,15 @@ def interleaved_latency(
     calls: dict[str, Callable[[], Any]], repeats: int = 500, warmup: int = 30,
 ) -> dict[str, dict[str, float]]:
     """Median thread CPU and wall-clock milliseconds per call of each callable, the callables called in
-    turn (round robin), so that a shared machine's load falls on all of them alike.
+    turn (:func:`benchmarks.timing.interleaved`), so that a shared machine's load falls on all of them alike.
 
     :param calls: name -> a callable taking no argument
     :param repeats: timed calls of each
     :param warmup: untimed calls of each first (JIT compilation, caches)
     :return: name -> ``{"cpu_ms": ..., "wall_ms": ...}``
     """
-    cpu: dict[str, list[float]] = {name: [] for name in calls}
-    wall: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start_wall, start_cpu = time.perf_counter(), time.thread_time()
-            call()
-            cpu[name].append(time.thread_time() - start_cpu)
-            wall[name].append(time.perf_counter() - start_wall)
-    return {name: {"cpu_ms": 1000.0 * float(np.median(cpu[name])), "wall_ms": 1000.0 * float(np.median(wall[name]))}
-            for name in calls}
+    timings = interleaved(calls, repeats=repeats, warmup=warmup)
+    return {name: {"cpu_ms": t.cpu_ms, "wall_ms": t.wall_ms} for name, t in timings.items()}
 
 
 def acting_forward(model: BaseAlgorithm) -> Callable[[th.Tensor], th.Tensor]:
@@ -223,6 +215,9 @@ def write_latency_record(record: dict[str, Any], score_lines: list[str], latency
     record["headline"] = "; ".join([*score_lines, *latency_lines])
     record["notes"] = [note for note in record.get("notes", []) if not note.startswith("Latency")] + [latency_note(command)]
     out.write_text(json.dumps(record, indent=2, default=str))
+    from common import save_rows
+
+    save_rows(out.stem, record)
 
 
 def score_lines(rows: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ normalised between the random policy (0) and the teacher (1)::
     nice -n 10 python benchmarks/bench_sdn_continuous.py --teachers sac --student-steps 10000
 
 Teachers and students go to ``benchmarks/out/sdn_continuous`` (git-ignored; a teacher zip already there is
-reused); the record goes to ``benchmarks/results/sdn_pendulum.json``.
+reused); the record goes to ``benchmarks/out/results/sdn_pendulum.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save_rows
 from bench_sdn_common import machine
 
 from sb3_snn import SDN
@@ -160,7 +161,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--overrides", default="", help="JSON of SDN settings replacing the zoo section's")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks/results/sdn_pendulum.json"))
+    parser.add_argument("--output", default=str(ROOT / "benchmarks/out/results/sdn_pendulum.json"))
     args = parser.parse_args()
     output = Path(args.output)
     # results of the other teachers already in the file are kept (each records its own command and machine)
@@ -180,6 +181,7 @@ def main() -> None:
         record["results"][algo] = {"command": command, "machine": record["machine"], **run(algo, args)}
         output.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.output}")
+    save_rows(output.stem, record)
 
 
 if __name__ == "__main__":

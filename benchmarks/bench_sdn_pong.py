@@ -27,6 +27,7 @@ from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save_rows
 from bench_sdn_common import (
     latency_comparison,
     latency_fields,
@@ -158,7 +159,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-seed", type=int, default=123)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/sdn_pong.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/results/sdn_pong.json")
     parser.add_argument("--latency-only", action="store_true",
                         help="measure only the CPU per-action latency (untrained students of --out's rows, or of --rows) "
                              "and update --out's latency figures")
@@ -193,6 +194,7 @@ def main() -> None:
         print(name, json.dumps({k: v for k, v in row.items() if k != "settings"}, default=str), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2, default=str))
+    save_rows(args.out.stem, record)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
-"""What every benchmark script shares: a description of the machine, and writing a result record."""
+"""What every benchmark script shares: a description of the machine, and saving a run's results.
+
+A script builds one dict per run (``command``, ``machine``, its figures); :func:`write_result` keeps
+that dict as a scratch JSON under ``benchmarks/out/results/`` (git-ignored; some scripts read it back
+to resume or merge seeds) and appends its rows to ``benchmarks/records/<suite>.jsonl`` through
+``benchmarks/result_rows.py``, the records the report is rendered from.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "out" / "results"
 
 
 def machine(device: str = "cpu") -> str:
@@ -31,9 +38,31 @@ def machine(device: str = "cpu") -> str:
     return text
 
 
-def write_result(name: str, record: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` (the input of ``benchmarks/report.py``)."""
+def write_result(name: str, record: dict[str, Any], rows: bool = True) -> Path:
+    """Write the scratch copy ``benchmarks/out/results/<name>.json`` and append the record's rows.
+
+    :param name: the record's name; it picks the suite (``benchmarks/result_rows.py``'s ``SUITE_OF``)
+    :param record: the run's dict
+    :param rows: append the rows too (``False`` for partial saves in the middle of a run)
+    :return: the scratch JSON's path
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2, default=float))
+    if rows:
+        save_rows(name, json.loads(json.dumps(record, default=float)))
+    return path
+
+
+def save_rows(name: str, record: dict[str, Any]) -> Path:
+    """Append the rows of a run's dict to its suite's records (see ``benchmarks/result_rows.py``).
+
+    :param name: the record's name (picks the suite)
+    :param record: the run's dict
+    """
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.result_rows import save_rows as _save
+
+    path = _save(name, json.loads(json.dumps(record, default=str)))
+    print(f"appended rows to {path}")
     return path

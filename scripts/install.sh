@@ -11,7 +11,7 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 before=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
 plugins=()
 for dir in plugins/*/; do [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir"); done
-"${PIP[@]}" -c constraints.txt -e ".[atari,nir,tune,test]" "${plugins[@]}" 2> >(grep -v "^WARNING: Location" >&2)
+"${PIP[@]}" -c constraints.txt -e ".[atari,nir,tune,test,interchange]" "${plugins[@]}" 2> >(grep -v "^WARNING: Location" >&2)
 after=$("$VENV/bin/python" -c "import torch; print(torch.__version__)")
 if [ "$before" != "$after" ]; then
   echo "install.sh: torch changed from $before to $after; constraints.txt no longer protects it" >&2

@@ -287,6 +287,21 @@ def test_convert_dqn_plays_predicts_saves_loads(cartpole_dqn: DQN, tmp_path) -> 
     loaded.load_state_dict(policy.state_dict())  # SB3's parameter API (state_dict) round trip
 
 
+def test_threshold_divides_rates_and_leaves_weights_unscaled(cartpole_dqn: DQN) -> None:
+    """Tan et al. Eq. 1: currents are ``W theta + b`` whatever ``V_thr``; a higher threshold lowers the rates
+    (the scaling ``V_thr (W theta + b)`` the paper rejects would make the threshold a no-op)."""
+    obs = np.random.default_rng(0).normal(0.0, 0.5, size=(200, 4)).astype(np.float32)
+    one = convert(cartpole_dqn, calibration_obs=obs, timesteps=50, threshold=1.0)
+    two = convert(cartpole_dqn, calibration_obs=obs, timesteps=50, threshold=2.0)
+    for a, b in zip(one.state_dict().values(), two.state_dict().values(), strict=True):
+        assert th.equal(a, b)  # same normalised weights and biases
+    counts = {}
+    for name, policy in (("one", one), ("two", two)):
+        description = policy.spiking_description()
+        counts[name] = sum(float(c.sum()) for c in simulate(description, obs[:50]).spike_counts.values())
+    assert counts["two"] < 0.75 * counts["one"]
+
+
 def test_round_and_robust_hidden_options_save_describe_export(cartpole_dqn: DQN, tmp_path) -> None:
     """The options survive save/load; rounding="round" is a bias in the spiking description (the
     reference simulation of the description gives the policy's counts; the NC64C chip model compiles

@@ -38,7 +38,11 @@ def _dependencies() -> dict[str, Requirement]:
 
 
 def test_constraints_pin_torch_and_the_packages_that_would_pull_a_new_one():
-    assert set(_pins()) == {"torch", "torchvision", "torchaudio"}
+    """torch and its companions are pinned; any other pin is a framework of the ``interchange`` extra whose NIR
+    importer's behaviour the tests pin (a new release may import graphs differently)."""
+    pins = set(_pins())
+    assert {"torch", "torchvision", "torchaudio"} <= pins
+    assert pins - {"torch", "torchvision", "torchaudio"} <= {"snntorch", "norse"}
 
 
 def test_the_package_accepts_every_pinned_release():

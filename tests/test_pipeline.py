@@ -40,7 +40,7 @@ def test_end_to_end_prints_the_table_and_writes_results(finished):
     energy = {row["agent"]: row["energy/action (µJ)"] for row in summary["rows"]}
     assert energy["sdn"] > 0 and energy["converted"] > 0 and energy["teacher"] > 0
     sources = {row["agent"]: row["energy source"] for row in summary["rows"]}
-    assert sources == {"teacher": "fp32 ANN", "sdn": "nc64c", "converted": "nc64c", "cvtc": None}
+    assert sources == {"teacher": "fp32 ANN", "sdn": "nc64c", "converted": "nc64c", "cvtc": "nc64c"}
     for plot in ("learning_curves.png", "conversion_score_vs_T.png", "energy_per_action.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
     assert {r["timesteps"] for r in summary["conversion_sweep"]} == {0, 8, 32}

@@ -45,9 +45,10 @@ from sb3_snn.backends.base import (
 )
 from sb3_snn.backends.published import CONTEXT_POWER_W, FP32_MAC_PJ
 from sb3_snn.spiking.description import Layer, NeuronPopulation, SpikingDescription
-from sb3_snn.spiking.simulate import SimulationResult, encode_step, layer_current, neuron_step
+from sb3_snn.spiking.simulate import SimulationResult, encode_step, layer_current, neuron_step, squash_outputs
 from sb3_snn.spiking.simulate import simulate as reference_simulate
 from sb3_snn.spiking.synops import CostReport, count_operations, dense_macs, fan_out
+from sb3_snn.spiking.temporal import encode_population
 
 __all__ = [
     "CONTEXT_POWER_W",
@@ -76,6 +77,7 @@ __all__ = [
     "count_operations",
     "dense_macs",
     "describe_network",
+    "encode_population",
     "encode_step",
     "fan_out",
     "layer_current",
@@ -83,6 +85,7 @@ __all__ = [
     "neuron_step",
     "read_artifact",
     "reference_simulate",
+    "squash_outputs",
     "write_artifact",
 ]
 

@@ -253,8 +253,9 @@ class Deployment(ABC):
 
     def run(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions, with SB3's ``predict`` rule for shapes: one observation (shape
-        ``description.input_shape``) gives one action (a 0-d array), a batch ``[batch, *input_shape]``
-        gives ``[batch]`` actions.
+        ``description.input_shape``) gives one action (a 0-d array for discrete actions, an array of
+        ``description.action_shape`` for Box actions), a batch ``[batch, *input_shape]`` gives ``[batch]``
+        (``[batch, *action_shape]``) actions.
 
         :param obs: one observation or a batch, preprocessed as the description's input
         :raises ValueError: ``obs`` has neither shape
@@ -263,6 +264,9 @@ class Deployment(ABC):
         batch, single = as_batch(obs, self.description.input_shape)
         check_finite_rows(batch, "observations given to run()", "a deployment does not act on them")
         actions = np.asarray(self._run_batch(batch))
+        if self.description.is_continuous:
+            actions = actions.reshape(len(batch), *self.description.action_shape)
+            return actions[0] if single else actions
         return actions.reshape(()) if single else actions
 
     @abstractmethod

@@ -3,11 +3,16 @@
     sb3-snn convert --algo dqn --env CartPole-v1 -f logs --exp-id 1 --percentile 99.9 \\
         --timesteps 100 500 --readout robust rate [--rounding floor round] --episodes 10 [-tb tb]
     sb3-snn convert --algo ppo --env PongNoFrameskip-v4 --model-path ppo_pong.zip --episodes 2
+    sb3-snn convert --algo dqn --env CartPole-v1 --model-path dqn.zip --method low_latency --timesteps 8 16 32 64 \
+        [--held-out 3000] [--low-latency '{"levels": 16}']
 
 Prints the table (score, conversion rate, SynOps per action for every T and readout, and the source
 model's own row), writes ``conversion.json`` and ``conversion.csv``, saves the converted policy
 (``converted_policy.pt``, first T and readout) and its spiking description (``spiking_description/``)
-into the output folder, and logs to TensorBoard with ``-tb``. Defaults come from
+into the output folder, and logs to TensorBoard with ``-tb``. ``--method low_latency`` converts a fine-tuned
+copy (:mod:`sb3_snn.conversion.low_latency`); every method prints and saves (``conversion_rate_vs_T.csv``) the
+conversion rate per T on held-out states the teacher plays, one line per T, and names the smallest T
+reaching ``--goal``. Defaults come from
 the shipped ``conversion.yml`` (``sb3_snn/configs``; ``-conf`` gives another)
 (section env id, then ``atari``, then ``default``).
 
@@ -29,10 +34,12 @@ from typing import Any
 import yaml
 
 from sb3_snn.configs import config_file
+from sb3_snn.conversion.low_latency import METHODS
 from sb3_snn.zoo.experiment import add_experiment_arguments, load_experiment
 
 #: Keys a conversion.yml section may set.
-SETTINGS = ("percentile", "timesteps", "readout", "rounding", "n_calibration", "episodes", "epsilon", "max_episode_steps")
+SETTINGS = ("percentile", "timesteps", "readout", "rounding", "n_calibration", "episodes", "epsilon", "max_episode_steps",
+            "method", "low_latency", "held_out")
 
 
 def load_settings(path: str | os.PathLike, env_id: str) -> dict[str, Any]:
@@ -61,7 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-conf", "--conf-file", default=None,
                         help="conversion YAML (default: the shipped sb3_snn/configs/conversion.yml)")
     parser.add_argument("--percentile", type=float, default=None, help="percentile p of the normalisation")
-    parser.add_argument("--timesteps", type=int, nargs="+", default=None, help="simulation steps T to evaluate")
+    parser.add_argument("--method", default=None, type=_method,
+                        help=f"conversion method, one of {METHODS} (default: the config's, else paper)")
+    parser.add_argument("--low-latency", default=None, type=_json_dict,
+                        help="low_latency options as a JSON object, e.g. '{\"levels\": 16, \"epochs\": 40}'")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=None,
+                        help="simulation steps T to evaluate (several: a T sweep, e.g. --timesteps 8 16 32 64)")
+    parser.add_argument("--held-out", type=int, default=None,
+                        help="held-out states for the conversion rate per T (0: skip)")
+    parser.add_argument("--goal", type=float, default=0.99, help="conversion-rate goal named in the T sweep")
     parser.add_argument("--readout", nargs="+", choices=("robust", "rate", "robust_hidden"), default=None,
                         help="readouts to evaluate (robust_hidden: not the paper's, not exportable to a chip)")
     parser.add_argument("--rounding", nargs="+", choices=("floor", "round"), default=None,
@@ -74,6 +89,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-tb", "--tensorboard-log", default=None, help="TensorBoard folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     return parser
+
+
+def _method(value: str) -> str:
+    """``--method``'s value, checked (argparse prints the error naming the allowed ones)."""
+    if value not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown conversion method {value!r}; expected one of {', '.join(METHODS)}")
+    return value
+
+
+def _json_dict(value: str) -> dict[str, Any]:
+    """``--low-latency``'s value: a JSON object."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of low_latency options, got {value!r}")
+    return parsed
 
 
 def _load_from_path(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -105,7 +138,7 @@ def main(argv: list[str]) -> int:
     import torch as th
 
     from sb3_snn.conversion import convert
-    from sb3_snn.conversion.evaluation import format_table, sweep
+    from sb3_snn.conversion.evaluation import format_table, held_out_sweep, sweep
 
     if "-optimize" in argv or "--optimize-hyperparameters" in argv:  # a study of settings, not one conversion
         from sb3_snn.cli.convert_study import main as study_main
@@ -129,6 +162,13 @@ def main(argv: list[str]) -> int:
     settings.setdefault("episodes", 10)
     settings.setdefault("epsilon", 0.05)
     settings.setdefault("max_episode_steps", None)
+    settings.setdefault("method", "paper")
+    settings.setdefault("low_latency", None)
+    settings.setdefault("held_out", 1000)
+    try:
+        settings["method"] = _method(settings["method"])
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"sb3-snn convert: {conf}: {exc}") from exc
 
     if args.model_path:
         model, env = _load_from_path(args)
@@ -139,14 +179,26 @@ def main(argv: list[str]) -> int:
         model, env, source_path = experiment.model, experiment.env, experiment.model_path
         output = Path(args.output_dir or Path(experiment.log_path) / "conversion")
     try:
+        low = settings["method"] == "low_latency"
         policy = convert(model, env=env, percentile=settings["percentile"], timesteps=settings["timesteps"][0],
-                         readout=settings["readout"][0], rounding=settings["rounding"][0],
-                         n_calibration=settings["n_calibration"], seed=args.seed, device=args.device)
+                         readout=settings["readout"][0],
+                         rounding=settings["rounding"][0] if not low or args.rounding else None,
+                         n_calibration=settings["n_calibration"], seed=args.seed, device=args.device,
+                         method=settings["method"], low_latency=settings["low_latency"] if low else None)
     except ValueError as exc:  # a model that cannot be converted, an env that does not match it
         raise SystemExit(f"sb3-snn convert: {source_path}: {exc}") from exc
     policy.metadata.update(env_id=args.env, algo=args.algo, source_path=str(source_path))
+    curve = held_out_sweep(policy, model, env, settings["timesteps"], settings["held_out"], args.seed or 0) \
+        if settings["held_out"] else []
+    for entry in curve:
+        print(f"T = {entry['timesteps']:>4}: conversion rate {100 * entry['conversion_rate']:6.2f} % on "
+              f"{entry['n_states']} held-out states, {entry['synops_per_action']:.3g} SynOps/action")
+    reaching = [e["timesteps"] for e in curve if e["conversion_rate"] >= args.goal]
+    if curve:
+        print(f"smallest T reaching {100 * args.goal:g} %: {min(reaching) if reaching else 'none'}")
     results = sweep(policy, model, env, timesteps=settings["timesteps"], readouts=settings["readout"],
-                    roundings=settings["rounding"], n_episodes=settings["episodes"], epsilon=settings["epsilon"],
+                    roundings=[policy.rounding] if low and not args.rounding else settings["rounding"],
+                    n_episodes=settings["episodes"], epsilon=settings["epsilon"],
                     seed=args.seed,
                     max_episode_steps=settings["max_episode_steps"])
     print(format_table(results))
@@ -157,7 +209,8 @@ def main(argv: list[str]) -> int:
         "command": " ".join(["sb3-snn convert", *argv]),
         "machine": {"platform": platform.platform(), "torch_threads": th.get_num_threads(), "device": args.device},
         "env": args.env, "algo": args.algo, "source": str(source_path), "settings": settings,
-        "scales": policy.scales, "results": rows,
+        "scales": policy.scales, "results": rows, "held_out": curve,
+        "smallest_T_reaching_goal": min(reaching) if reaching else None, "goal": args.goal,
     }
     (output / "conversion.json").write_text(json.dumps(document, indent=2))
     columns = ["timesteps", "readout", "rounding", "mean_score", "std_score", "conversion_rate", "n_steps",
@@ -166,6 +219,11 @@ def main(argv: list[str]) -> int:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    if curve:
+        with open(output / "conversion_rate_vs_T.csv", "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=["timesteps", "conversion_rate", "n_states", "synops_per_action"])
+            writer.writeheader()
+            writer.writerows(curve)
     policy.save(output / "converted_policy.pt")
     policy.spiking_description().to_files(output / "spiking_description")
     if args.tensorboard_log:

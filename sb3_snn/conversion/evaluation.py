@@ -10,6 +10,7 @@ SNN meets, and the SNN acts without exploration (epsilon = 0). SynOps per action
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -249,3 +250,145 @@ def format_table(results: list[ConversionResult]) -> str:
             f"{agreement} {synops:>14} {r.seconds_per_action:>9.4f} {r.n_steps:>7}"
         )
     return "\n".join(lines)
+
+
+def held_out_sweep(
+    policy: ConvertedQPolicy, model: Any, env: gym.Env | VecEnv, timesteps: list[int], n_states: int, seed: int
+) -> list[dict[str, Any]]:
+    """Conversion rate and SynOps per action at every T on ``n_states`` held-out states the teacher plays
+    (epsilon 0.05, episodes seeded apart from the calibration's).
+
+    :param policy: the converted policy (its weights are used at every T)
+    :param model: the teacher
+    :param env: its environment
+    :param timesteps: the T values
+    :param n_states: held-out states
+    :param seed: seeds the teacher's episodes (offset from the calibration's)
+    """
+    from sb3_snn.conversion.convert import collect_calibration_frames
+    from sb3_snn.conversion.extract import extract_network
+
+    source = extract_network(model)
+    states = collect_calibration_frames(source, env, n_states, 0.05, seed + 20_000)
+    greedy = source.act(states)
+    rows = []
+    for steps in timesteps:
+        setting = policy.with_settings(timesteps=steps)
+        with th.no_grad():
+            simulation = setting.simulate(th.as_tensor(states, device=setting.device))
+        actions = setting.actions_of(simulation.outputs).cpu().numpy()
+        if actions.ndim > 1:  # Box actions: no exact agreement (see the conversion docs' action error)
+            continue
+        synops = count_operations(setting.spiking_description(), setting.spike_counts_by_name(simulation)).synops
+        rows.append({"timesteps": steps, "conversion_rate": float((actions == greedy).mean()), "n_states": n_states,
+                     "synops_per_action": float(synops)})
+    return rows
+
+
+@dataclass
+class BatchedRun:
+    """Episodes played side by side by :func:`run_episodes_batched` (episode ``i`` seeded ``seed + i``).
+
+    :param scores: per-episode return (the Monitor's, else the sum of rewards)
+    :param lengths: per-episode agent steps
+    :param matches: per episode, steps where the actor's greedy action equals the reference's
+    :param truncated: per episode, whether ``max_episode_steps`` cut it
+    :param synops: SynOps summed over every step of every episode (a converted policy; else 0)
+    :param seconds: time spent in the actor
+    """
+
+    scores: list[float]
+    lengths: list[int]
+    matches: list[int]
+    truncated: list[bool]
+    synops: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def conversion_rate(self) -> float:
+        """Agreeing steps over all steps."""
+        return sum(self.matches) / max(sum(self.lengths), 1)
+
+
+def run_episodes_batched(
+    actor: Any,
+    venv: VecEnv,
+    seed: int = 0,
+    epsilon: float = 0.05,
+    reference: Any | None = None,
+    max_episode_steps: int | None = None,
+) -> BatchedRun:
+    """Play one episode in every env of ``venv`` at once, epsilon-greedily, each seeded as
+    :func:`sb3_snn.common.evaluation.play_episodes` seeds its episode ``i`` (env seed ``seed + i``, its own
+    epsilon generator seeded ``seed + i``, one uniform draw per step, then the random action), so episode
+    ``i`` is the same as a one-env run's episode ``i`` and two actors meet the same starts and epsilon draws
+    (paired episodes). The actor runs once per step on the batch of unfinished episodes; a
+    :class:`ConvertedQPolicy` with ``carry_over`` keeps its membranes per episode, from rest at the start.
+
+    :param actor: a :class:`ConvertedQPolicy`, or anything with SB3's ``predict``
+    :param venv: ``n`` envs (``Monitor``-wrapped for Atari scores), one episode each; it is seeded and reset here
+    :param seed: episode ``i`` uses ``seed + i``
+    :param epsilon: probability of a uniformly random action (``Discrete`` actions)
+    :param reference: compared on every frame (conversion rate)
+    :param max_episode_steps: cut an episode after this many agent steps (its return so far is its score)
+    """
+    from stable_baselines3.common.monitor import Monitor
+
+    from sb3_snn.common.models import greedy_actions
+
+    if not isinstance(venv.action_space, spaces.Discrete):
+        raise ValueError(f"run_episodes_batched needs a Discrete action space, got {venv.action_space}")
+    n, n_actions = venv.num_envs, int(venv.action_space.n)
+    monitored = all(venv.env_is_wrapped(Monitor))
+    converted = isinstance(actor, ConvertedQPolicy)
+    act = None if converted else greedy_actions(actor)
+    ref = greedy_actions(reference) if reference is not None else None
+    description = actor.spiking_description() if converted else None
+    rngs = [np.random.default_rng(seed + i) for i in range(n)]
+    venv.seed(seed)
+    obs = venv.reset()
+    active = np.ones(n, dtype=bool)
+    scores, lengths, matches = np.zeros(n), np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    truncated = np.zeros(n, dtype=bool)
+    state: dict[int, th.Tensor] | None = None
+    synops, seconds = 0.0, 0.0
+    while active.any():
+        rows = np.flatnonzero(active)
+        start = time.perf_counter()
+        if converted:
+            obs_tensor = th.as_tensor(np.asarray(obs)[rows], device=actor.device)
+            initial = None if state is None else {k: v[rows] for k, v in state.items()}
+            with th.no_grad():
+                simulation = actor.simulate(obs_tensor, initial_potential=initial)
+            greedy = actor.actions_of(simulation.outputs).cpu().numpy().reshape(-1)
+            if actor.carry_over:
+                carried = actor.carried_membranes(simulation)
+                if state is None:
+                    state = {k: v.new_zeros((n, *v.shape[1:])) for k, v in carried.items()}
+                for k, v in carried.items():
+                    state[k][rows] = v
+            assert description is not None
+            synops += count_operations(description, actor.spike_counts_by_name(simulation)).synops * len(rows)
+        else:
+            assert act is not None
+            greedy = act(np.asarray(obs)[rows])
+        seconds += time.perf_counter() - start
+        if ref is not None:
+            matches[rows] += ref(np.asarray(obs)[rows]) == greedy
+        actions = np.zeros(n, dtype=np.int64)
+        for j, i in enumerate(rows):
+            actions[i] = rngs[i].integers(n_actions) if rngs[i].random() < epsilon else int(greedy[j])
+        obs, rewards, dones, infos = venv.step(actions)
+        for i in rows:
+            scores[i] += float(rewards[i])
+            lengths[i] += 1
+            if dones[i]:
+                if monitored and "episode" not in infos[i]:
+                    continue  # a life lost: the game goes on
+                if monitored:
+                    scores[i] = float(infos[i]["episode"]["r"])
+                active[i] = False
+            elif max_episode_steps is not None and lengths[i] >= max_episode_steps:
+                truncated[i] = True
+                active[i] = False
+    return BatchedRun(scores.tolist(), lengths.tolist(), matches.tolist(), truncated.tolist(), synops, seconds)

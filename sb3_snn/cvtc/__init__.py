@@ -1,4 +1,4 @@
-"""CVTC: temporal-coded spiking Q-networks for DQN and Double DQN (Tan et al.; Mostafa 2017).
+"""CVTC: temporal-coded spiking Q-networks for DQN and Double DQN (Wu et al. 2022, after Mostafa 2017).
 
 :class:`CVTCLinear` is the temporal-coded layer, :class:`PopulationEncoder` turns observations into
 input spike times, :class:`CVTCPolicy` is the Q-network policy that DQN and DDQN train.

@@ -21,8 +21,8 @@ neuron whose weights never lift V to 1 returns the finite sentinel ``z_never`` (
 end of the window in which the beta-trained neuron would have fired from the beta term alone) with
 zero gradient. Inputs must be positive (z = exp(t) > 0).
 
-Speed: the exact scan over all sorted prefixes touches [batch, out, in] values (hundreds of times
-an MLP on CPU). Every method here scans only where it must: a bound from one matrix product proves
+Speed: the exact scan over all sorted prefixes touches [batch, out, in] values (far more work than
+an MLP of the same shape). Every method here scans only where it must: a bound from one matrix product proves
 for most (sample, neuron) pairs that V stays below 1 until the last input (then C is every input and
 W_C, N_C come from a GEMM); only the other pairs are searched. The result is exact either way.
 The default ``method="fast"`` picks the fastest implementation for the tensors:
@@ -99,8 +99,8 @@ def _first_true(mask: th.Tensor) -> th.Tensor:
 
 def _sort_rows(z: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
     """``z.sort(dim=1)`` for positive inputs. On CPU float32 it sorts packed int64 keys with NumPy
-    (float bits above, column below; the bits of a positive float order like the float), about 4x
-    faster than ``torch.sort`` on 2 cores."""
+    (float bits above, column below; the bits of a positive float order like the float), which is
+    faster than ``torch.sort`` on CPU."""
     if z.device.type != "cpu" or z.dtype != th.float32 or z.shape[1] >= 2**31:
         return z.sort(dim=1)
     keys = (z.contiguous().view(th.int32).to(th.int64) << 32) | th.arange(z.shape[1])

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces as gym_spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -153,23 +154,37 @@ def _agents(settings: dict[str, Any], out: Path) -> dict[str, tuple[Any, str]]:
     return agents
 
 
+#: Most of the teacher's evaluation states on which every agent's agreement with it is measured (evenly spaced).
+TEACHER_STATES = 1000
+
+
 def evaluation_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutcome:
-    """Play every agent: score, agreement with the teacher's greedy action on the agent's frames, size;
-    for a discrete-time spiking agent, SynOps per action on 64 observations of its own play."""
+    """Play every agent: score, agreement with the teacher's greedy action on the agent's frames and on the
+    teacher's own (the states of the teacher's evaluation episodes, at most :data:`TEACHER_STATES` of them,
+    Discrete actions only), size; for a discrete-time spiking agent, SynOps per action on 64 observations of
+    its own play."""
+    from sb3_snn.sdn.evaluation import agreement_on_states
     from sb3_snn.spiking import count_operations, simulate
 
     evaluation, seed = settings["evaluation"], settings["seed"]
     agents = _agents(settings, out)
     teacher = agents["teacher"][0]
-    rows, observations = [], {}  # type: list[dict[str, Any]], dict[str, Any]
-    for name, (agent, kind) in agents.items():
+    discrete = isinstance(teacher.action_space, gym_spaces.Discrete)
+    rows, observations, visited = [], {}, []  # type: list[dict[str, Any]], dict[str, Any], list[np.ndarray]
+    held: np.ndarray | None = None
+    for name, (agent, kind) in agents.items():  # the teacher first
         env = make_env(settings["env"], settings["teacher"]["algo"], seed)
         agreement = Agreement(teacher)
         run = play_episodes(agent, env, evaluation["episodes"], epsilon=evaluation["epsilon"], seed=seed,
-                            hooks=[] if name == "teacher" else [agreement])
+                            hooks=[lambda obs, _: visited.append(np.array(obs))] if name == "teacher" else [agreement])
+        if name == "teacher" and discrete and visited:
+            states = np.concatenate(visited)
+            held = states[np.linspace(0, len(states) - 1, min(TEACHER_STATES, len(states))).astype(int)]
         row = {"agent": name, "kind": kind, "mean_score": float(np.mean(run.scores)),
                "std_score": float(np.std(run.scores)), "episodes": len(run.scores),
                "agreement": 1.0 if name == "teacher" else agreement.matches / max(run.n_steps, 1),
+               "teacher_state_agreement": None if held is None else
+               1.0 if name == "teacher" else agreement_on_states(agent, teacher, held),
                "parameter_bytes": parameter_bytes(agent)}
         policy: Any = agent if is_spiking_policy(agent) else getattr(agent, "policy", None)
         if is_spiking_policy(policy):
@@ -191,8 +206,9 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
     """Compile the chosen spiking agents for the backend; save deployments and reports.
 
     ``export.options`` configure the backend (``backends.load(name, **options)``); ``export.action_rate_hz``
-    is the cost context every backend's ``compile`` takes. A network the backend refuses (it does not fit,
-    or uses what the target cannot run) is reported for that agent, not fatal.
+    is the cost context every backend's ``compile`` takes. A CVTC agent is exported as its beta-free network
+    (``set_inference("mostafa")``: Mostafa's neuron, which a chip runs without the beta term). A network the
+    backend refuses (it does not fit, or uses what the target cannot run) is reported for that agent, not fatal.
     """
     from sb3_snn import backends
 
@@ -208,6 +224,9 @@ def export_stage(settings: dict[str, Any], folder: Path, out: Path) -> StageOutc
             raise ValueError(f"export.agents: {name!r} is not a spiking agent of this run; "
                              f"spiking agents: {', '.join(sorted(observations)) or '(none)'}")
         policy = spiking_policy_of(agents[name][0])
+        set_inference = getattr(policy, "set_inference", None)
+        if callable(set_inference):  # a CVTC agent: chips run its beta-free network
+            set_inference("mostafa")
         try:
             deployment = backend.compile(policy.spiking_description(), observations[name][: export["n_calibration"]],
                                          action_rate_hz=export["action_rate_hz"])

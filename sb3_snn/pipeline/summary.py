@@ -8,7 +8,8 @@ from typing import Any
 
 from sb3_snn.backends import CONTEXT_POWER_W, FP32_MAC_PJ
 
-COLUMNS = ["agent", "kind", "score", "agreement", "size (KB)", "SynOps/action", "energy/action (µJ)"]
+COLUMNS = ["agent", "kind", "score", "agreement", "agreement (teacher's states)", "size (KB)", "SynOps/action",
+           "energy/action (µJ)", "backend agreement"]
 
 
 #: Where the teacher's energy figure comes from (the plots' label).
@@ -18,8 +19,10 @@ TEACHER_ENERGY_SOURCE = "fp32 ANN"
 def summary_rows(
     evaluation: list[dict[str, Any]], export: dict[str, Any] | None, teacher_macs: int | None
 ) -> list[dict[str, Any]]:
-    """One row per agent: score, agreement with the teacher, size, SynOps and energy per action, and where
+    """One row per agent: score, agreement with the teacher (on the agent's own states, and on the teacher's:
+    ``-`` for Box actions), size, SynOps and energy per action, and where
     the energy figure comes from (``energy source``: the backend named in the agent's report, or the fp32 ANN).
+    An exported agent's ``backend agreement`` is its deployment's agreement with the float network it runs.
 
     :param evaluation: the evaluation stage's rows
     :param export: the export stage's summary (``None``: no export)
@@ -42,10 +45,14 @@ def summary_rows(
             "kind": row["kind"],
             "score": f"{row['mean_score']:.1f} ± {row['std_score']:.1f}",
             "agreement": round(row["agreement"], 4),
+            "agreement (teacher's states)": None if row.get("teacher_state_agreement") is None
+            else round(row["teacher_state_agreement"], 4),
             "size (KB)": round(row["parameter_bytes"] / 1000, 1),
             "SynOps/action": metrics.get("synops_per_action", row.get("synops_per_action")),
             "energy/action (µJ)": energy,
             "energy source": source,
+            # the exported deployment's agreement with the float network it was compiled from (held-out states)
+            "backend agreement": metrics.get("agreement"),
         })
     return rows
 

@@ -18,7 +18,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_snn.sdn.buffers import ObservationBuffer
-from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics, resolve_loss
+from sb3_snn.sdn.losses import (
+    DEFAULT_ALPHA, DEFAULT_TEMPERATURE, check_settings, distillation_step, record_statistics, resolve_loss,
+)
 from sb3_snn.sdn.policies import SDNPolicy
 from sb3_snn.sdn.teachers import Teacher, as_teacher
 
@@ -28,8 +30,10 @@ class DistillationCallback(BaseCallback):
 
     :param teacher: a trained SB3 model, a path to its zip, or ``None`` (online mode: the model the
         callback is attached to is the teacher)
-    :param temperature: distillation temperature ``T`` (Hinton: 1 to 10)
-    :param alpha: weight of the soft term; ``1 - alpha`` goes to the hard term
+    :param temperature: distillation temperature ``T``; ``None``: offline, the student's own setting
+        (``SDN(temperature=...)``), online :data:`~sb3_snn.sdn.losses.DEFAULT_TEMPERATURE`
+    :param alpha: weight of the soft term (``1 - alpha`` goes to the hard term); ``None``: offline, the
+        student's own setting, online :data:`~sb3_snn.sdn.losses.DEFAULT_ALPHA`
     :param loss: one of :data:`sb3_snn.sdn.losses.LOSSES` (discrete actions) or
         :data:`~sb3_snn.sdn.losses.BOX_LOSSES` (Box actions); ``None``: the action space's default
         (offline mode: the student's own setting)
@@ -49,8 +53,8 @@ class DistillationCallback(BaseCallback):
     def __init__(
         self,
         teacher: BaseAlgorithm | Teacher | str | None = None,
-        temperature: float = 2.0,
-        alpha: float = 0.9,
+        temperature: float | None = None,
+        alpha: float | None = None,
         loss: str | None = None,
         student: Any = None,
         buffer_size: int = 10_000,
@@ -63,9 +67,12 @@ class DistillationCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        check_settings(loss, temperature, alpha)
+        check_settings(loss, DEFAULT_TEMPERATURE if temperature is None else temperature,
+                       DEFAULT_ALPHA if alpha is None else alpha)
         self.teacher = None if teacher is None else as_teacher(teacher)
-        self.temperature, self.alpha, self.loss = float(temperature), float(alpha), loss
+        self.temperature = None if temperature is None else float(temperature)
+        self.alpha = None if alpha is None else float(alpha)
+        self.loss = loss
         self.student = student
         self.buffer_size, self.learning_starts, self.batch_size = buffer_size, learning_starts, batch_size
         self.train_freq, self.gradient_steps, self.max_grad_norm = train_freq, gradient_steps, max_grad_norm
@@ -125,5 +132,7 @@ class DistillationCallback(BaseCallback):
         """
         assert self.teacher is not None
         loss = resolve_loss(self.loss, policy.continuous, policy.squash)
-        return distillation_step(policy, self.teacher, observations, loss, self.temperature, self.alpha,
+        temperature = DEFAULT_TEMPERATURE if self.temperature is None else self.temperature
+        alpha = DEFAULT_ALPHA if self.alpha is None else self.alpha
+        return distillation_step(policy, self.teacher, observations, loss, temperature, alpha,
                                  self.max_grad_norm, self.calibrate_rate)

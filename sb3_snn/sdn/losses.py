@@ -8,9 +8,10 @@ on them that :meth:`SDN.train <sb3_snn.sdn.sdn.SDN.train>` (offline) and
 
   The ``T^2`` keeps the soft term's gradient the same size whatever the temperature.
 - ``"soft_ce"`` / ``"hard_ce"``: one of the two terms alone.
-- ``"mse_minmax"``, ``"mse_softmax"``, ``"mse_onehot"``: the paper's MSE variants, the teacher's scores
-  mapped into ``[0, 1]`` (min-max per sample, softmax at temperature ``T``, one-hot argmax) against the
-  student's output in rate units (logits divided by the policy's ``output_scale``).
+- ``"mse_onehot"``: the paper's MSE loss, the one-hot argmax of the teacher's scores against the student's
+  output in rate units (logits divided by the policy's ``output_scale``).
+- ``"mse_minmax"``, ``"mse_softmax"``: this project's additions in the same form, the teacher's scores mapped
+  into ``[0, 1]`` by min-max per sample or by a softmax at temperature ``T`` instead of one-hot.
 
 Continuous actions (a ``Box`` action space; the teacher's scores are its deterministic action before the
 squash: SAC's Gaussian mean, TD3's ``mu`` before its ``tanh``, PPO's Gaussian mean):
@@ -41,6 +42,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from sb3_snn.sdn.policies import SDNPolicy
     from sb3_snn.sdn.teachers import Teacher
 
+#: Default distillation temperature of :class:`~sb3_snn.sdn.sdn.SDN` and of the online
+#: :class:`~sb3_snn.sdn.distillation.DistillationCallback`, in the units of the teacher's scores. Low: a
+#: DQN's Q-values of two actions often differ by a small fraction of a unit, and at a temperature of a few
+#: units their softmax is uniform and tells the student nothing about which action is better.
+DEFAULT_TEMPERATURE = 0.05
+#: Default weight of the soft term.
+DEFAULT_ALPHA = 0.9
 LOSSES = ("soft_hard_ce", "soft_ce", "hard_ce", "mse_minmax", "mse_softmax", "mse_onehot")
 #: Losses for a Box action space (continuous actions).
 BOX_LOSSES = ("mse_action", "mse_presquash")

@@ -142,9 +142,17 @@ class SpikingStudent(nn.Module):
         ``threshold`` (its weight starts at ``threshold``, its bias at 0); keeps the membranes in the
         surrogate's window. An affine map per channel at inference, folded into the weights in
         :meth:`spiking_description`.
+    :param input_norm: standardise each input feature, ``(x - shift) / scale``, with the mean and standard
+        deviation of the calibration batch (set by :meth:`calibrate`, kept in the buffers ``input_shift`` and
+        ``input_scale``; vector inputs only). Without it a feature of small spread (CartPole's pole angle:
+        a few hundredths of a radian) drives the first layer far less than the others, and Adam, which moves
+        every weight by about the learning rate per step, needs many updates to grow its weights. A fixed
+        affine map: :meth:`spiking_description` folds it into the first layer's weights and bias.
     """
 
-    calibrated: th.Tensor  # a buffer (registered in __init__)
+    calibrated: th.Tensor  # buffers (registered in __init__)
+    input_shift: th.Tensor
+    input_scale: th.Tensor
 
     def __init__(
         self,
@@ -162,8 +170,13 @@ class SpikingStudent(nn.Module):
         readout_decay: float = 1.0,
         rate_scale: float = 10.0,
         norm: str | None = None,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
+        if input_norm and (conv_arch or encoding == "frames"):
+            raise ValueError("input_norm standardises vector inputs; it does not apply to convolutions or "
+                             f"encoding='frames' (got conv_arch={list(conv_arch)}, encoding={encoding!r})")
+        self.input_norm = bool(input_norm)
         if encoding not in ENCODINGS:
             raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
         if readout not in READOUTS:
@@ -208,6 +221,8 @@ class SpikingStudent(nn.Module):
         self._spike_counts: dict[str, th.Tensor] | None = {}
         self._lean_counts: tuple[LeanStudent, np.ndarray] | None = None  # counts of the last forward_lean
         self.register_buffer("calibrated", th.tensor(False))
+        self.register_buffer("input_shift", th.zeros(self.input_shape))
+        self.register_buffer("input_scale", th.ones(self.input_shape))
         self._readout_cache: dict[tuple, tuple[th.Tensor, th.Tensor]] = {}
 
     def _add(self, name: str, synapse: nn.Module, population: nn.Module, in_shape: tuple, out_shape: tuple) -> None:
@@ -223,6 +238,18 @@ class SpikingStudent(nn.Module):
             self.norms.append(bn)
         self.neurons.append(population)
         self.shapes.append((tuple(in_shape), tuple(out_shape)))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        for key in ("input_shift", "input_scale"):  # a student saved before it had these buffers: identity
+            state_dict.setdefault(prefix + key, getattr(self, key))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
+
+    def standardize(self, obs: th.Tensor) -> th.Tensor:
+        """``(obs - input_shift) / input_scale`` with ``input_norm``, else ``obs`` itself.
+
+        :param obs: a batch of preprocessed observations ``[batch, *input_shape]``
+        """
+        return (obs - self.input_shift) / self.input_scale if self.input_norm else obs
 
     @property
     def output_scale(self) -> float:
@@ -258,7 +285,7 @@ class SpikingStudent(nn.Module):
         ``SeqToANNContainer`` does), then the layer's nodes run the recurrence over ``[T, batch, ...]``.
         """
         functional.reset_net(self)
-        x = self.encode(obs)
+        x = self.encode(self.standardize(obs))
         batch, spikes = obs.shape[0], {}
         for index, (name, synapse, population) in enumerate(zip(self.names, self.synapses, self.neurons, strict=True)):
             if isinstance(synapse, nn.Linear):
@@ -281,7 +308,7 @@ class SpikingStudent(nn.Module):
         if th.is_grad_enabled():
             with th.no_grad():
                 return self.forward_fast(obs)
-        x = self.encode(obs)
+        x = self.encode(self.standardize(obs))
         batch, spikes = obs.shape[0], {}
         on_cpu = x.device.type == "cpu" and x.dtype in (th.float32, th.float64)
         repeats = self.steps_per_frame if self.encoding == "frames" else self.n_steps
@@ -372,6 +399,9 @@ class SpikingStudent(nn.Module):
         plan = self.lean()
         if plan is None:
             return None
+        if self.input_norm:  # the same float32 operations as forward_fast's
+            with th.no_grad():
+                obs = self.standardize(th.as_tensor(obs, dtype=th.float32)).numpy()
         values, actions, counts = plan(obs, divide, logits)
         state = self.__dict__  # plain attributes: skip nn.Module.__setattr__
         state["_spikes"], state["_spike_counts"], state["_lean_counts"] = {}, None, (plan, counts)
@@ -426,12 +456,19 @@ class SpikingStudent(nn.Module):
         near ``target_rate`` (a data-driven init in the spirit of LSUV).
 
         With PyTorch's default init, inputs of one frame per step and threshold 0.5, deeper layers
-        start silent: no spikes, no surrogate gradient, nothing learns. Returns the rates reached.
+        start silent: no spikes, no surrogate gradient, nothing learns. With ``input_norm`` the input
+        standardisation (``input_shift``, ``input_scale``) is set first, from the mean and standard deviation
+        of each feature over ``obs`` (a feature constant on ``obs`` keeps scale 1). Returns the rates reached.
 
         :param obs: a batch of preprocessed observations
         :param target_rate: spikes per neuron per step to aim for
         :param max_iterations: scaling steps per layer at most
         """
+        if self.input_norm:
+            flat = obs.reshape(obs.shape[0], -1).to(self.input_shift.dtype)
+            std = flat.std(dim=0, unbiased=False)
+            self.input_shift.copy_(flat.mean(dim=0).view(self.input_shape))
+            self.input_scale.copy_(th.where(std > 1e-6, std, th.ones_like(std)).view(self.input_shape))
         rates: dict[str, float] = {}
         for index, (name, module) in enumerate(zip(self.names, self.synapses, strict=True)):
             synapse = cast(nn.Linear | nn.Conv2d, module)
@@ -477,6 +514,9 @@ class SpikingStudent(nn.Module):
             out_population = NeuronPopulation(model="nonspiking", decay=self.readout_decay, reset="none")
             readout = {"kind": "membrane_mean", "scale": 1.0}
         layers.append(_layer("out", self.out, *self.out_shape, out_population))
+        if self.input_norm:
+            first = next(i for i, layer in enumerate(layers) if layer.weight is not None)
+            layers[first] = _fold_input_norm(layers[first], self.input_shift, self.input_scale)
         if self.encoding == "frames":
             encoding = {"kind": "frames", "n_frames": self.n_frames, "steps_per_frame": self.steps_per_frame,
                         "frame_axis": 0}
@@ -513,6 +553,16 @@ def _fold_norm(layer: Layer, bn: nn.modules.batchnorm._BatchNorm) -> Layer:
     """``layer`` with the (evaluation-mode) batch normalisation that follows it folded into its weights."""
     assert layer.weight is not None  # a synaptic layer
     weight, bias = fold_norm(layer.weight, layer.bias, bn)
+    return dataclasses.replace(layer, weight=weight, bias=bias)
+
+
+def _fold_input_norm(layer: Layer, shift: th.Tensor, scale: th.Tensor) -> Layer:
+    """``layer`` (fully connected) applied to ``(x - shift) / scale``, as one affine layer on ``x``:
+    ``w / scale`` per input column, ``b - (w / scale) @ shift``."""
+    assert layer.weight is not None  # a synaptic layer
+    weight = layer.weight / scale.detach().double().cpu().numpy().reshape(1, -1)
+    bias = np.zeros(weight.shape[0]) if layer.bias is None else layer.bias
+    bias = bias - weight @ shift.detach().double().cpu().numpy().reshape(-1)
     return dataclasses.replace(layer, weight=weight, bias=bias)
 
 

@@ -87,6 +87,11 @@ class SDNPolicy(PolicyFileMixin, BasePolicy):
         the hidden layers after the input layer over batch and time (STBP-tdBN, Zheng et al. 2021), folded
         into the weights at inference; keeps the deep layers' membranes inside the surrogate window, where
         without it they saturate and the student collapses to one action (see ``docs/sdn.md``, Pong)
+    :param input_norm: standardise each input feature with the mean and standard deviation of the first
+        training batch (folded into the first layer's weights in the spiking description; see
+        :class:`~sb3_snn.sdn.network.SpikingStudent`); ``None``: on for vector ``Box`` observations (not images,
+        no convolutions) with ``Discrete`` actions, off otherwise (pixels and one-hot / bit vectors are already in
+        ``[0, 1]``; Box-action students are distilled and benchmarked without it)
     :param normalize_images: divide image observations by 255
     :param squash: ``Box`` actions only: how the readout is squashed into the action space, ``"tanh"``
         (default; SAC, TD3, DDPG teachers) or ``"clip"`` (PPO, A2C teachers); must be the teacher's
@@ -114,6 +119,7 @@ class SDNPolicy(PolicyFileMixin, BasePolicy):
         readout_decay: float = 1.0,
         rate_scale: float = 10.0,
         norm: str | None = None,
+        input_norm: bool | None = None,
         normalize_images: bool = True,
         squash: str | None = None,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
@@ -140,10 +146,14 @@ class SDNPolicy(PolicyFileMixin, BasePolicy):
         if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
             raise ValueError(f"{type(self).__name__}: n_steps (time steps per action) must be an integer of at least 1, "
                              f"got {n_steps!r}")
+        if input_norm is None:  # vector Box observations, discrete actions: where it was measured
+            input_norm = (isinstance(observation_space, spaces.Box) and isinstance(action_space, spaces.Discrete)
+                          and not self.conv_arch and encoding == "constant"
+                          and not is_image_space(observation_space, check_channels=False))
         self.student_kwargs: dict[str, Any] = dict(
             threshold=threshold, decay=decay, surrogate=surrogate, surrogate_alpha=surrogate_alpha,
             n_steps=n_steps, encoding=encoding, readout=readout, readout_decay=readout_decay, rate_scale=rate_scale,
-            norm=norm,
+            norm=norm, input_norm=bool(input_norm),
         )
         self._build(lr_schedule)
 

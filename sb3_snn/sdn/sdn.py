@@ -1,7 +1,9 @@
 """SDN (Zhang et al., arXiv 2108.10078): a spiking student distilled from a trained teacher.
 
 The student acts greedily in the environment (discrete actions), or takes its deterministic action
-squashed into a Box action space (continuous actions: a SAC, TD3, DDPG, PPO or A2C teacher); what it
+squashed into a Box action space (continuous actions: a SAC, TD3, DDPG, PPO or A2C teacher), after
+``learning_starts`` steps of uniformly random actions (SB3's off-policy warm-up; the first batch drawn from
+them also sets the student's input standardisation and calibration); what it
 observes goes into a replay pool (rewards are ignored); once the pool holds ``learning_starts`` steps,
 every ``train_freq`` steps ``gradient_steps`` batches are drawn, the teacher labels them and the
 student takes a gradient step on the distillation loss (:mod:`sb3_snn.sdn.losses`) by backpropagation
@@ -19,15 +21,21 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_snn.common.safe_zip import SafeLoadMixin
 from sb3_snn.sdn.buffers import ObservationBuffer
-from sb3_snn.sdn.losses import check_settings, distillation_step, record_statistics, resolve_loss
+from sb3_snn.sdn.losses import (
+    DEFAULT_ALPHA, DEFAULT_TEMPERATURE, check_settings, distillation_step, record_statistics, resolve_loss,
+)
 from sb3_snn.sdn.policies import SDNCnnPolicy, SDNPolicy
 from sb3_snn.sdn.teachers import Teacher, as_teacher
 from sb3_snn.sdn.tuning import sample_sdn_params
 
 SelfSDN = TypeVar("SelfSDN", bound="SDN")
+
+#: Default learning rate: 3e-3 decaying linearly to 0 over the ``learn`` call (SB3's ``LinearSchedule``).
+DEFAULT_LEARNING_RATE = LinearSchedule(3e-3, 0.0, 1.0)
 
 
 class SDN(SafeLoadMixin, OffPolicyAlgorithm):
@@ -42,7 +50,7 @@ class SDN(SafeLoadMixin, OffPolicyAlgorithm):
     :param distillation_loss: loss name, see :data:`sb3_snn.sdn.losses.LOSSES` (discrete actions) and
         :data:`~sb3_snn.sdn.losses.BOX_LOSSES` (Box actions); ``None``: ``"soft_hard_ce"`` for discrete
         actions, ``"mse_action"`` for Box actions (``"mse_presquash"`` with a PPO / A2C teacher's ``clip``)
-    :param learning_rate: student learning rate (constant or schedule)
+    :param learning_rate: student learning rate (constant or schedule; default :data:`DEFAULT_LEARNING_RATE`)
     :param buffer_size: observations kept in the replay pool
     :param learning_starts: environment steps before the first update
     :param batch_size: observations per gradient step
@@ -78,14 +86,14 @@ class SDN(SafeLoadMixin, OffPolicyAlgorithm):
         policy: str | type[SDNPolicy],
         env: GymEnv | str,
         teacher: BaseAlgorithm | str | Path | None = None,
-        temperature: float = 2.0,
-        alpha: float = 0.9,
+        temperature: float = DEFAULT_TEMPERATURE,
+        alpha: float = DEFAULT_ALPHA,
         distillation_loss: str | None = None,
-        learning_rate: float | Schedule = 1e-3,
+        learning_rate: float | Schedule = DEFAULT_LEARNING_RATE,
         buffer_size: int = 100_000,
-        learning_starts: int = 1000,
-        batch_size: int = 64,
-        train_freq: int | tuple[int, str] = 4,
+        learning_starts: int = 500,
+        batch_size: int = 256,
+        train_freq: int | tuple[int, str] = 1,
         gradient_steps: int = 1,
         exploration_rate: float = 0.0,
         max_grad_norm: float = 10.0,

@@ -118,7 +118,8 @@ class SpikingDescription:
         ``"squash"``, ``"low"`` and ``"high"`` (lists, one per action dimension): the action is the readout
         values squashed into ``[low, high]``, ``"tanh"``: ``low + (tanh(u) + 1) / 2 * (high - low)`` (SAC,
         TD3, DDPG teachers) or ``"clip"``: ``clip(u, low, high)`` (PPO, A2C teachers); see
-        :func:`sb3_snn.spiking.simulate.squash_outputs`
+        :func:`sb3_snn.spiking.simulate.squash_outputs`. An optional ``"shape"`` (a list) records the Box's
+        shape where it is not ``(n_actions,)`` (:attr:`action_shape`)
     :param n_actions: number of discrete actions, or of action dimensions of a Box (outputs of the last layer)
     :param metadata: free-form provenance (method, source model, env id, ...)
     """
@@ -136,6 +137,20 @@ class SpikingDescription:
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
+
+    @property
+    def is_continuous(self) -> bool:
+        """Whether the actions are continuous (a Box action space): the readout carries a ``"squash"``."""
+        return self.readout.get("squash") is not None
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """Shape of one action, as SB3's ``predict`` returns it for one observation: ``()`` for a discrete
+        action; for a Box, ``readout["shape"]`` where the policy records it, else ``(n_actions,)``."""
+        if not self.is_continuous:
+            return ()
+        shape = self.readout.get("shape")
+        return tuple(int(n) for n in shape) if shape is not None else (int(self.n_actions),)
 
     @property
     def is_temporal(self) -> bool:

@@ -166,7 +166,7 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
             readout_sum = x.clone() if readout_sum is None else readout_sum + x
     last = description.layers[-1]
     assert readout_sum is not None, "a description runs for at least one time step"
-    outputs = _readout(description, last, readout_sum, potentials.get(last.name), counts.get(last.name), steps)
+    outputs = readout_values(description, last, readout_sum, potentials.get(last.name), counts.get(last.name), steps)
     return SimulationResult(
         outputs=outputs.reshape(batch, -1).numpy(),
         spike_counts={name: c.numpy() for name, c in counts.items()},
@@ -175,7 +175,7 @@ def simulate(description: SpikingDescription, obs: np.ndarray | th.Tensor) -> Si
     )
 
 
-def _readout(
+def readout_values(
     description: SpikingDescription,
     last: Layer,
     summed: th.Tensor,
@@ -183,6 +183,17 @@ def _readout(
     last_counts: th.Tensor | None,
     steps: int,
 ) -> th.Tensor:
+    """The output layer's values (Q-values, logits or pre-squash actions) from what a run of ``steps`` time steps
+    left: the summed output currents or spikes, the final membrane potentials and spike counts, by the
+    description's readout kind (``rate``, ``robust``, ``membrane``, ...).
+
+    :param description: the network's description (its ``readout``)
+    :param last: the output layer
+    :param summed: output spikes (or currents, for a non-spiking output) summed over the steps ``[batch, n]``
+    :param final_v: final membrane potentials of the output layer (``None`` without neurons)
+    :param last_counts: spike counts of the output layer (``None`` without neurons)
+    :param steps: number of time steps run
+    """
     kind = description.readout["kind"]
     scale = float(description.readout.get("scale", 1.0))
     if kind == "rate":

@@ -16,6 +16,7 @@ from sb3_snn.backends import FitError, SpikingDescription, UnsupportedNetworkErr
 
 from sb3_snn_nc64c.mapping import min_fan_in, plan_layer
 from sb3_snn_nc64c.spec import ChipSpec
+from sb3_snn_nc64c.temporal import check_temporal
 
 ENCODINGS = ("analog", "frames")
 READOUTS = ("rate", "robust", "membrane_mean", "membrane_last")
@@ -104,18 +105,16 @@ def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
     :param description: the network
     :param spec: the chip
     :raises UnsupportedNetworkError: at the first layer with a neuron model, reset or decay the chip
-        cannot run (or an unsupported encoding / readout)
+        cannot run (or an unsupported encoding / readout); a temporal network is checked by
+        :func:`sb3_snn_nc64c.temporal.check_temporal` (beta-free CVTC neurons on a time grid)
     :raises FitError: some layer cannot be mapped (the error names the first; the message lists all) or
         the layers need more cores than the chip has (``layer == "network"``); the message gives every
         layer's cores (:meth:`FitReport.summary`)
     """
     target = spec.name
-    if description.is_temporal:  # no time steps at all: say so before anything about the encoding or readout
-        layer = next(layer for layer in description.layers if layer.neuron is not None and layer.neuron.model == "temporal")
-        raise UnsupportedNetworkError(
-            layer.name, "temporal (time-to-first-spike) neurons",
-            "the chip model runs discrete-time IF/LIF neurons; a CVTC policy's exact spike times need a "
-            "continuous-time neuron (use its beta-free discrete mode, or another backend)", target)
+    if description.is_temporal:  # beta-free CVTC neurons on a time grid (sb3_snn_nc64c.temporal)
+        check_temporal(description, spec)
+        return _check_resources(description, spec)
     kind = description.encoding.get("kind")
     if kind not in ENCODINGS:
         raise UnsupportedNetworkError("network", f"the {kind!r} input encoding",
@@ -143,6 +142,12 @@ def check_fit(description: SpikingDescription, spec: ChipSpec) -> int:
                                           "the spec has no leak (leak_bits = 0)", target)
         if neuron.model != "nonspiking" and neuron.threshold <= 0:
             raise UnsupportedNetworkError(layer.name, f"threshold {neuron.threshold}", "thresholds must be positive", target)
+    return _check_resources(description, spec)
+
+
+def _check_resources(description: SpikingDescription, spec: ChipSpec) -> int:
+    """Raise :class:`FitError` unless every layer can be mapped and all fit in the chip's cores; return the cores."""
+    target = spec.name
     report = fit_report(description, spec)
     if report.unmappable:
         name, first = next(iter(report.unmappable.items()))

@@ -28,10 +28,9 @@ from sb3_snn_nc64c.energy import EnergyEstimate, energy_rows, estimate
 from sb3_snn_nc64c.mapping import Mapping, map_network
 from sb3_snn_nc64c.quantize import QuantizedLayer, QuantizedNetwork, calibrate_input_from_bound, quantize_network
 from sb3_snn_nc64c.simulate import IntegerResult, simulate_integer
-from sb3_snn_nc64c.spec import ChipSpec
+from sb3_snn_nc64c.spec import FORMAT, FORMAT_VERSION, ChipSpec
+from sb3_snn_nc64c.temporal import NETWORK_KIND, TemporalDeployment, build_temporal, load_temporal
 
-FORMAT = "sb3-snn/nc64c-deployment"
-FORMAT_VERSION = 1
 #: Actions per second of the power figure when ``compile`` is not given ``action_rate_hz``.
 DEFAULT_ACTION_RATE_HZ = 50.0
 #: Fewest calibration observations behind a trustworthy input range and rounding statistics. On six
@@ -44,6 +43,33 @@ DEFAULT_HOLDOUT = 0.2
 #: Default head-room on the calibrated input range: held-out CartPole states exceed the calibration
 #: states' largest value by up to 30 %, and clipping them costs 1-2 % agreement (docs/hardware.md).
 DEFAULT_INPUT_MARGIN = 1.5
+#: Box actions: the report's agreement counts an observation as agreeing when every action dimension is
+#: within this fraction of the action range (``high - low``) of the float SNN's action.
+ACTION_TOLERANCE = 0.05
+
+
+def action_errors(actions: np.ndarray, reference: np.ndarray, readout: dict[str, Any]) -> np.ndarray:
+    """Box actions: ``|a - a_ref| / (high - low)`` per observation and action dimension, ``[batch, n_actions]``.
+
+    :param actions: ``[batch, ...]`` actions (any trailing shape with ``n_actions`` elements)
+    :param reference: the float SNN's actions, same shape
+    :param readout: the description's readout (its ``"low"`` and ``"high"`` give the range)
+    """
+    span = (np.asarray(readout["high"], dtype=np.float64) - np.asarray(readout["low"], dtype=np.float64)).reshape(-1)
+    a = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
+    b = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    return np.abs(a - b) / span
+
+
+def _agreement_figures(description: SpikingDescription, actions: np.ndarray,
+                       reference: np.ndarray) -> dict[str, float | None]:
+    """``agreement`` (discrete: equal greedy actions; Box: every dimension within :data:`ACTION_TOLERANCE`
+    of the range) and, for Box actions, the mean and largest ``|action error|`` relative to the range."""
+    if not description.is_continuous:
+        return {"agreement": agreement(actions, reference)}
+    errors = action_errors(actions, reference, description.readout)
+    return {"agreement": float((errors.max(axis=1) <= ACTION_TOLERANCE).mean()),
+            "action_error": float(errors.mean()), "action_error_max": float(errors.max())}
 
 
 class CalibrationWarning(UserWarning):
@@ -99,9 +125,22 @@ class NC64CDeployment(Deployment):
         """The integer simulation's full result for ``obs``: one observation (a batch of one) or a batch."""
         return simulate_integer(self.network, as_batch(obs, self.description.input_shape)[0])
 
+    def run(self, obs: np.ndarray) -> np.ndarray:
+        """Actions, with SB3's ``predict`` rule for shapes: one observation gives one action (a 0-d array for
+        a discrete action, ``action_space.shape`` for a Box), a batch of ``n`` gives ``[n]`` or
+        ``[n, *action_space.shape]``. A Box action is the chip's readout squashed into the space as the
+        policy squashes it (``tanh`` then rescaling to ``[low, high]``, or a clip).
+
+        :param obs: one observation or a batch, preprocessed as the description's input
+        :raises ValueError: ``obs`` has neither shape
+        :raises NonFiniteInputError: an observation holds NaN or an infinity
+        """
+        batch, single = as_batch(obs, self.description.input_shape)
+        actions = np.asarray(super().run(batch)).reshape(len(batch), *self.description.action_shape)
+        return actions.reshape(self.description.action_shape) if single else actions
+
     def _run_batch(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions ``[batch]`` of the integer simulation (the base class's ``run`` takes one observation
-        or a batch, as SB3's ``predict`` does)."""
+        """Actions of the integer simulation: greedy ``[batch]``, or squashed ``[batch, n_actions]`` for a Box."""
         return simulate_integer(self.network, obs).actions
 
     def report(self) -> BackendReport:
@@ -110,7 +149,7 @@ class NC64CDeployment(Deployment):
         cal = self.calibration
         used = self.mapping.cores
         summary = ReportSection("summary", ["quantity", "value", "limit / note"], [
-            ["cores used", len(used), f"{spec.n_cores} (fact)"],
+            ["cores used", len(used), f"{spec.n_cores} ({spec.provenance()['n_cores']['label']})"],
             ["neurons", sum(c.neurons for c in used), f"{spec.neurons_per_core} per core (assumption)"],
             ["synapses (connections)", sum(c.synapses for c in used), ""],
             ["memory (KiB)", sum(c.memory_bits for c in used) / 8192, "crossbar weights + neuron state"],
@@ -118,6 +157,9 @@ class NC64CDeployment(Deployment):
             ["time steps per action", self.description.timesteps, ""],
             ["calibration observations", cal.get("n_calibration_obs", cal.get("n_obs")), cal.get("input_range", "")],
             ["agreement with float SNN", cal.get("agreement"), _agreement_note(cal)],
+            *([["mean |action error| / action range", cal["action_error"],
+                f"largest {cal.get('action_error_max', float('nan')):.3g}; same held-out obs"]]
+              if cal.get("action_error") is not None else []),
             ["membrane saturations", sum(cal.get("saturations", {}).values()), "values clipped to the membrane range"],
             ["saturations that change no spike", sum(cal.get("harmless_saturations", {}).values()),
              "constant-input layer, below its floor or above while firing every step"],
@@ -138,7 +180,8 @@ class NC64CDeployment(Deployment):
                                energy_rows(self._energy(), spec.static_power_w))
         spec_table = ReportSection("chip spec", ["parameter", "value", "status", "source"], spec.provenance_rows())
         notes = [
-            "figures marked 'assumption' come from comparable chips (PAICORE, Tianjic, Loihi, TrueNorth), "
+            "'inference' is read from the chip's name; figures marked 'assumption' come from comparable chips "
+            "(PAICORE, Tianjic, Loihi, TrueNorth) or are modelling choices, "
             "not from NC64C documentation; 'context' rows are measured figures from the SDN paper, not estimates",
             "energy ignores memory traffic outside the cores and the host CPU/FPGA",
             *cal.get("warnings", []),
@@ -148,6 +191,8 @@ class NC64CDeployment(Deployment):
                    "latency_us": estimate.latency_us, "power_w": estimate.power_w, "cores": len(used)}
         if cal.get("agreement") is not None:  # a metric is present only where it was measured
             metrics["agreement"] = float(cal["agreement"])
+        if cal.get("action_error") is not None:
+            metrics["action_error"] = float(cal["action_error"])
         return BackendReport("nc64c", describe_network(self.description), [summary, cores, quant, energy, spec_table],
                              notes, metrics)
 
@@ -191,8 +236,11 @@ class NC64CBackend(Backend):
     def build(self, description: SpikingDescription, example_obs: np.ndarray, *, action_rate_hz: float | None = None,
               eval_obs: np.ndarray | None = None, holdout: float = DEFAULT_HOLDOUT,
               input_margin: float = DEFAULT_INPUT_MARGIN, rounding: str = "error_feedback",
-              **overrides: Any) -> NC64CDeployment:
+              **overrides: Any) -> NC64CDeployment | TemporalDeployment:
         """Check fit, map to cores, quantise on calibration observations, measure agreement on held-out ones.
+
+        A temporal (beta-free CVTC) network is built by :func:`sb3_snn_nc64c.temporal.build_temporal` on the
+        time grid ``temporal_dt`` (a :class:`ChipSpec` field, so also an override here); it calibrates nothing.
 
         Calibration (the input range and the error feedback's statistics) uses ``example_obs``, except
         the last ``holdout`` fraction of it when no ``eval_obs`` is given. The input range is the bound
@@ -239,6 +287,8 @@ class NC64CBackend(Backend):
             n_held = int(np.floor(len(example_obs) * float(holdout)))
             cut = len(example_obs) - n_held
             calibration_obs, held_out = example_obs[:cut], example_obs[cut:]
+        if description.is_temporal:  # a beta-free CVTC network on the time grid: nothing to calibrate
+            return build_temporal(description, spec, mapping, calibration_obs, held_out, action_rate_hz)
         bound = known_input_bound(description)
         warnings_text = []
         if len(calibration_obs) < MIN_CALIBRATION_OBS:
@@ -261,14 +311,14 @@ class NC64CBackend(Backend):
                                    input_scale=input_scale)
         everything = np.concatenate([calibration_obs, held_out]) if len(held_out) else calibration_obs
         result = simulate_integer(network, everything)
-        measured = None
+        measured: dict[str, float | None] = {"agreement": None}
         if len(held_out):
-            measured = agreement(result.actions[len(calibration_obs):],
-                                 reference_simulate(description, held_out).actions)
+            measured = _agreement_figures(description, result.actions[len(calibration_obs):],
+                                          reference_simulate(description, held_out).actions)
         calibration = {
             "n_calibration_obs": len(calibration_obs),
             "n_agreement_obs": len(held_out),
-            "agreement": measured,
+            **measured,
             "agreement_measured_on": ("eval_obs" if eval_batch is not None else "held-out example_obs")
             if len(held_out) else "none",
             "input_range": "bound recorded by the policy" if bound is not None
@@ -285,9 +335,12 @@ class NC64CBackend(Backend):
         """``eval_obs``, ``holdout``, ``input_margin``, ``rounding`` and every :class:`ChipSpec` parameter."""
         return sorted({"eval_obs", "holdout", "input_margin", "rounding", *(f.name for f in fields(ChipSpec))})
 
-    def load_deployment(self, path: str | Path) -> NC64CDeployment:
-        """Read an artifact written by :meth:`NC64CDeployment.save`; refuses a tampered or corrupted one."""
+    def load_deployment(self, path: str | Path) -> NC64CDeployment | TemporalDeployment:
+        """Read an artifact written by :meth:`NC64CDeployment.save` (or :meth:`TemporalDeployment.save`);
+        refuses a tampered or corrupted one."""
         document, arrays, description = read_artifact(path, format=FORMAT, format_version=FORMAT_VERSION)
+        if document.get("network") == NETWORK_KIND:
+            return load_temporal(document, arrays, description)
         spec = ChipSpec.from_dict(document["spec"])
         layers = []
         for header in document["layers"]:
@@ -309,7 +362,9 @@ def _agreement_note(calibration: dict[str, Any]) -> str:
         return f"greedy actions, {calibration.get('n_obs')} calibration obs"
     if not n:
         return "not measured: no held-out observations"
-    return f"greedy actions, {n} held-out obs ({calibration.get('agreement_measured_on')}, not used to calibrate)"
+    what = (f"Box actions within {ACTION_TOLERANCE:.0%} of the range" if calibration.get("action_error") is not None
+            else "greedy actions")
+    return f"{what}, {n} held-out obs ({calibration.get('agreement_measured_on')}, not used to calibrate)"
 
 
 def _max_abs(values: np.ndarray | None) -> int:

@@ -5,6 +5,10 @@ definition is the project's (:func:`sb3_snn.backends.count_operations`: one spik
 synapse), and the per-operation energies and timing are the spec's (mostly assumptions). The model::
 
     E = SynOps * e_synop + input MACs * e_mac + neuron updates * e_neuron + spike packets * e_hop
+
+``e_mac`` prices an analog-input MAC at the widths it actually has (:attr:`ChipSpec.input_mac_energy_pj`:
+an ``input_bits x weight_bits`` multiply and a ``membrane_bits`` add, scaled from Horowitz's 45 nm table)
+unless the spec sets ``energy_per_input_mac_pj``.
     step time = max(min_timestep, sum over layers of (busiest core's ops) / (clock * ops_per_cycle))
     latency = T * step time,   P(rate) = E * rate + static power
 
@@ -88,7 +92,7 @@ def estimate(network: QuantizedNetwork, mapping: Mapping, spike_counts: dict[str
         packets += spikes * (mapping.input_coverage[following.name] if following is not None else 1.0)
     pj = {
         "synops": cost.synops * spec.energy_per_synop_pj,
-        "input MACs": cost.input_macs * spec.energy_per_input_mac_pj,
+        "input MACs": cost.input_macs * spec.input_mac_energy_pj,
         "neuron updates": neuron_updates * spec.energy_per_neuron_update_pj,
         "spike routing": packets * spec.energy_per_spike_hop_pj,
     }
@@ -116,7 +120,8 @@ def energy_rows(est: EnergyEstimate, spec_static_w: float) -> list[list[Any]]:
     """``[quantity, value, unit, basis]`` rows for a report, assumptions beside the figures."""
     rows: list[list[Any]] = [
         ["SynOps per action", est.synops, "ops", "simulated spikes x fan-out"],
-        ["input MACs per action", est.input_macs, "MACs", "analog first layer, every step"],
+        ["input MACs per action", est.input_macs, "MACs",
+         "analog first layer, every step; priced at the input x weight widths (spec)"],
         ["neuron updates per action", est.neuron_updates, "updates", "neurons x time steps"],
         ["spike packets per action", est.spike_packets, "packets", "spikes x destination cores (mapping)"],
     ]

@@ -18,10 +18,14 @@ integer-valued tensors, which is exact while every partial sum stays below 2**53
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch as th
 from torch.nn import functional as F
+
+from sb3_snn.backends import squash_outputs
+
 
 from sb3_snn_nc64c.quantize import QuantizedLayer, QuantizedNetwork, first_layer_inputs
 
@@ -40,6 +44,8 @@ class IntegerResult:
     :param input_clipped: input values outside the calibrated range
     :param harmless_saturations: per constant-input layer (:attr:`QuantizedLayer.constant_input`), membrane
         values that hit the range: its head-room is sized so that these change no spike
+    :param readout: the description's readout; a ``"squash"`` in it (Box actions) makes :attr:`actions`
+        continuous
     """
 
     outputs: np.ndarray
@@ -48,10 +54,15 @@ class IntegerResult:
     saturations: dict[str, int]
     input_clipped: int
     harmless_saturations: dict[str, int] = field(default_factory=dict)
+    readout: dict[str, Any] = field(default_factory=dict)
 
     @property
     def actions(self) -> np.ndarray:
-        """Greedy actions ``[batch]``."""
+        """Greedy actions ``[batch]`` (discrete), or ``[batch, n_actions]`` for a Box action space: the
+        readout values squashed into ``[low, high]`` exactly as the float reference squashes them
+        (:func:`sb3_snn.backends.squash_outputs`; the squash runs on the host, after the chip)."""
+        if self.readout.get("squash") is not None:
+            return squash_outputs(self.outputs, self.readout)
         return self.outputs.argmax(axis=1)
 
 
@@ -135,8 +146,12 @@ def integer_current(layer: QuantizedLayer, x: np.ndarray) -> np.ndarray:
     else:
         bound = float(np.abs(x).max(initial=0)) * float(np.abs(layer.weight).sum(axis=(1, 2, 3)).max(initial=0))
         assert bound < _EXACT, f"layer {layer.name!r}: conv partial sums may exceed 2**53"
-        out = F.conv2d(th.from_numpy(x.astype(np.float64)), th.from_numpy(layer.weight.astype(np.float64)),
-                       stride=layer.stride, padding=layer.padding)
+        out = F.conv2d(
+            th.from_numpy(x.astype(np.float64)),
+            th.from_numpy(layer.weight.astype(np.float64)),
+            stride=layer.stride,
+            padding=layer.padding,
+        )
         current = out.numpy().round().astype(np.int64)
     if layer.shift is not None and np.any(layer.shift):
         current = current << layer.shift.astype(np.int64).reshape(-1, *([1] * (current.ndim - 2)))
@@ -176,7 +191,8 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
                 potential = (potential * layer.decay + half) >> spec.leak_bits
             potential = potential + current
             (harmless if layer.constant_input else saturations)[layer.name] += int(
-                ((potential < low) | (potential > high)).sum())
+                ((potential < low) | (potential > high)).sum()
+            )
             potential = np.clip(potential, low, high)
             if layer.model == "nonspiking":
                 v[layer.name] = x = potential
@@ -195,11 +211,17 @@ def simulate_integer(network: QuantizedNetwork, obs: np.ndarray) -> IntegerResul
         summed = x.copy() if summed is None else summed + x
     assert summed is not None  # a description has at least one time step
     outputs = _readout(network, last, summed, v.get(last.name), counts.get(last.name), steps)
-    return IntegerResult(outputs.reshape(batch, -1), counts, v, saturations, clipped, harmless)
+    return IntegerResult(outputs.reshape(batch, -1), counts, v, saturations, clipped, harmless, description.readout)
 
 
-def _readout(network: QuantizedNetwork, last: QuantizedLayer, summed: np.ndarray, final_v: np.ndarray | None,
-             last_counts: np.ndarray | None, steps: int) -> np.ndarray:
+def _readout(
+    network: QuantizedNetwork,
+    last: QuantizedLayer,
+    summed: np.ndarray,
+    final_v: np.ndarray | None,
+    last_counts: np.ndarray | None,
+    steps: int,
+) -> np.ndarray:
     readout = network.description.readout
     kind, scale = readout["kind"], float(readout.get("scale", 1.0))
     if kind in ("rate", "membrane_mean"):

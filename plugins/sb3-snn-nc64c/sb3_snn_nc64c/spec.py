@@ -1,50 +1,109 @@
-"""A parameterised model of the PKU NC64C chip: what is public is labelled *fact*, the rest *assumption*.
+"""A parameterised model of the PKU NC64C chip; every default says where it comes from.
 
-Public (SDN paper; Peking University): 64 programmable cores, 65 nm digital, LIF neurons, AER spike
-routing between cores, a compressed synaptic weight format, a feature-patch mapping method, and a
-measured 0.103 W for the SDN student. Everything else (core sizes, bit widths, leak format, clock,
-energies) is not public: the defaults below come from comparable chips (PAICORE, Tianjic, Loihi,
-TrueNorth; Horowitz 2014 for the MAC energy) and every report prints that they are assumptions.
+The SDN paper (Zhang et al., arXiv:2108.10078) names the chip it deployed its student to (PKU-NC64C)
+and reports the chip's measured power for that student (0.103 W); it states no other figure of the chip.
+So each :class:`ChipSpec` default carries a :class:`Provenance` (:data:`PROVENANCE`) with one of three
+labels: ``fact`` (stated by a named source), ``inference`` (read from the chip's name: 64 cores from
+"NC64C") or ``assumption`` (taken from a named comparable chip -- PAICORE, Loihi, Tianjic, TrueNorth --
+or Horowitz's 45 nm energy table, with the public figure it rests on; or a modelling choice where no
+comparable figure is used, said as such). Every report prints the table; ``docs/hardware.md`` renders it
+(``plugins/sb3-snn-nc64c/scripts/render_docs.py``, checked by a test).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-FACT, ASSUMPTION = "fact", "assumption"
+FACT, INFERENCE, ASSUMPTION = "fact", "inference", "assumption"
+#: The provenance labels, strongest first.
+LABELS = (FACT, INFERENCE, ASSUMPTION)
 INPUT_ENCODINGS = ("sigma_delta", "hold")
+#: The only public source that names the chip.
+SDN_PAPER = "SDN paper (Zhang et al., arXiv:2108.10078)"
+PAICORE = "PAICORE (Peking University; PAIBox toolchain)"
+LOIHI = "Loihi (Davies et al., IEEE Micro 2018)"
+HOROWITZ = "Horowitz, ISSCC 2014 (45 nm)"
+#: The source of an assumption that rests on no comparable chip's figure.
+MODEL_CHOICE = "modelling choice (no comparable-chip figure)"
+#: Horowitz 2014 (45 nm): an 8-bit integer multiply costs 0.2 pJ and a 32-bit one 3.1 pJ (about the ratio of
+#: the operand-width products, 16), an 8-bit add 0.03 pJ and a 32-bit add 0.1 pJ (about linear in the width).
+HOROWITZ_INT8_MULT_PJ, HOROWITZ_INT32_ADD_PJ = 0.2, 0.1
 
-#: parameter -> (fact | assumption, source / reason)
-PROVENANCE: dict[str, tuple[str, str]] = {
-    "n_cores": (FACT, "64 programmable cores (SDN paper; PKU NC64C)"),
-    "neurons_per_core": (ASSUMPTION, "PAICORE: 512 neurons per core in SNN mode"),
-    "axons_per_core": (ASSUMPTION, "PAICORE: fan-in of 1152 axons per core (a core is an axons x neurons crossbar)"),
-    "weight_bits": (ASSUMPTION, "NC64C's 'scheme for weights of higher precision' (details not public), modelled as "
-                    "16-bit weights (e.g. two 8-bit slices; PAICORE: 1/2/4/8 bits): 8 bits gives 0.93 agreement on a "
-                    "converted CartPole DQN and 0.92 on an SDN student, 16 bits >= 0.99 (docs/hardware.md)"),
-    "membrane_bits": (ASSUMPTION, "PAICORE: 30-bit signed membrane"),
-    "weight_shift_bits": (ASSUMPTION, "Loihi: a weight mantissa enters the membrane scaled by 2^(6 + exponent) and the "
-                          "threshold is a per-neuron mantissa x 2^6, so membrane, threshold and bias keep 6 bits "
-                          "below the weight LSB; NC64C's 'scheme for weights of higher precision' is not public"),
-    "input_bits": (ASSUMPTION, "analog observations quantised to 12-bit signed integers by the board (CPU + FPGA); "
-                   "8 bits costs 1-5 % agreement on the CartPole policies (docs/hardware.md)"),
-    "input_encoding": (ASSUMPTION, "the board (CPU + FPGA) feeds each step's integer input with the previous steps' "
-                       "rounding error carried over (first-order sigma-delta), so T steps sum to the input within "
-                       "one LSB; 'hold' repeats the rounded value"),
-    "leak_bits": (ASSUMPTION, "multiplicative leak v <- (v * d) >> leak_bits with a 12-bit d (Loihi's decay is a 12-bit "
-                  "fraction); NC64C's leak format is not public "
-                  "(PAICORE's additive leak cannot express a proportional decay)"),
-    "reset_modes": (ASSUMPTION, "PAICORE: hard (to a value) and soft (subtract threshold) reset"),
-    "clock_mhz": (ASSUMPTION, "typical of digital neuromorphic cores (Tianjic 300 MHz; TrueNorth asynchronous)"),
-    "ops_per_cycle": (ASSUMPTION, "one synaptic operation or neuron update per core per clock cycle"),
-    "min_timestep_us": (ASSUMPTION, "a time step is never shorter than this (global synchronisation)"),
-    "energy_per_synop_pj": (ASSUMPTION,
-                            "Loihi (Davies 2018): 23.6 pJ per synaptic operation (TrueNorth 26 pJ; Tianjic 1.54 pJ)"),
-    "energy_per_neuron_update_pj": (ASSUMPTION, "Loihi (Davies 2018): 81 pJ per neuron update"),
-    "energy_per_spike_hop_pj": (ASSUMPTION, "Loihi (Davies 2018): 1.7-4 pJ per spike hop (upper value)"),
-    "energy_per_input_mac_pj": (ASSUMPTION, "Horowitz 2014 (45 nm): 8-bit multiply 0.2 pJ + add 0.03 pJ"),
-    "static_power_w": (ASSUMPTION, "leakage and board power are not modelled (0 W); the measured 0.103 W includes them"),
+
+class Provenance(NamedTuple):
+    """Where one spec value comes from.
+
+    :param label: ``fact`` (stated by ``source``), ``inference`` (read from the chip's name) or
+        ``assumption`` (from a named comparable chip or study, or a modelling choice)
+    :param source: the named source (a paper, a chip, or :data:`MODEL_CHOICE`)
+    :param basis: the public figure the value rests on, and how the value follows from it
+    """
+
+    label: str
+    source: str
+    basis: str = ""
+
+
+#: parameter -> its provenance as written (a plain ``(label, source)`` pair is read as a :class:`Provenance`)
+_ENTRIES: dict[str, Provenance | tuple[str, str]] = {
+    "n_cores": Provenance(INFERENCE, "the chip's name, NC64C",
+                          "'64C' read as 64 cores; the SDN paper names the chip but states no core count"),
+    "neurons_per_core": Provenance(ASSUMPTION, PAICORE, "512 neurons per core in SNN mode"),
+    "axons_per_core": Provenance(ASSUMPTION, PAICORE,
+                                 "fan-in of 1152 axons per core (a core is an axons x neurons crossbar)"),
+    "weight_bits": Provenance(ASSUMPTION, PAICORE,
+                              "weights of 1, 2, 4 or 8 bits; modelled as two 8-bit slices per weight (16 bits), "
+                              "since 8 bits misses the 99 % agreement target (bit-width sweep, docs/hardware.md)"),
+    "membrane_bits": Provenance(ASSUMPTION, PAICORE, "30-bit signed membrane"),
+    "weight_shift_bits": Provenance(ASSUMPTION, LOIHI,
+                                    "a weight mantissa enters the membrane scaled by 2^(6 + exponent) and the "
+                                    "threshold is a per-neuron mantissa x 2^6, so membrane, threshold and bias keep "
+                                    "6 bits below the weight LSB"),
+    "input_bits": Provenance(ASSUMPTION, MODEL_CHOICE,
+                             "the host (CPU + FPGA) quantises analog observations to 12-bit signed integers; "
+                             "8 bits costs agreement (bit-width sweep, docs/hardware.md)"),
+    "input_encoding": Provenance(ASSUMPTION, MODEL_CHOICE,
+                                 "the host feeds each step's integer input with the previous steps' rounding error "
+                                 "carried over (first-order sigma-delta), so T steps sum to the input within one "
+                                 "LSB; 'hold' repeats the rounded value"),
+    "leak_bits": Provenance(ASSUMPTION, LOIHI,
+                            "the current and voltage decays are 12-bit fractions; modelled as v <- (v * d) >> 12 "
+                            "(PAICORE's additive leak cannot express a proportional decay)"),
+    "reset_modes": Provenance(ASSUMPTION, PAICORE, "hard (to a value) and soft (subtract the threshold) reset"),
+    "clock_mhz": Provenance(ASSUMPTION, MODEL_CHOICE, "a round 100 MHz for a digital core; it sets latency only"),
+    "ops_per_cycle": Provenance(ASSUMPTION, MODEL_CHOICE,
+                                "one synaptic operation or neuron update per core per clock cycle"),
+    "min_timestep_us": Provenance(ASSUMPTION, MODEL_CHOICE,
+                                  "a time step is never shorter than this (global synchronisation)"),
+    "energy_per_synop_pj": Provenance(ASSUMPTION, LOIHI,
+                                      "23.6 pJ per synaptic operation (TrueNorth 26 pJ, Tianjic 1.54 pJ)"),
+    "energy_per_neuron_update_pj": Provenance(ASSUMPTION, LOIHI, "81 pJ per active neuron update"),
+    "energy_per_spike_hop_pj": Provenance(ASSUMPTION, LOIHI, "1.7-4 pJ per spike hop; the upper value"),
+    "energy_per_input_mac_pj": Provenance(
+        ASSUMPTION, HOROWITZ,
+        "unset (None): priced at the actual widths, an input_bits x weight_bits multiply (8-bit: 0.2 pJ, scaled by "
+        "the product of the widths / 64) plus a membrane_bits add (32-bit: 0.1 pJ, scaled linearly)"),
+    "static_power_w": Provenance(ASSUMPTION, MODEL_CHOICE,
+                                 "leakage and board power are not modelled (0 W); the SDN paper's measured 0.103 W "
+                                 "includes them"),
+    "name": Provenance(FACT, SDN_PAPER, "names the chip its student ran on: PKU-NC64C"),
+    "synaptic_current": Provenance(ASSUMPTION, LOIHI,
+                                   "a current-based neuron: a synaptic current decayed by a 12-bit factor and a "
+                                   "membrane that integrates it; NC64C's neuron is public only as LIF"),
+    "temporal_dt": Provenance(ASSUMPTION, MODEL_CHOICE,
+                              "the time step of a temporal (CVTC) network in units of its synaptic time constant: "
+                              "the coarsest step reaching >= 99 % agreement with the float beta-free CartPole "
+                              "policy (benchmarks/bench_nc64c_cvtc.py)"),
+}
+#: parameter -> its provenance
+PROVENANCE: dict[str, Provenance] = {key: Provenance(*entry) for key, entry in _ENTRIES.items()}
+
+#: What public sources state about the chip beyond the spec's fields: name -> (value, provenance).
+PUBLISHED_FACTS: dict[str, tuple[str, Provenance]] = {
+    "measured power of the SDN student on the chip": (
+        "0.103 W", Provenance(FACT, SDN_PAPER, "measured, whole chip; a measurement, not an output of this model")),
 }
 
 
@@ -70,8 +129,13 @@ class ChipSpec:
     :param energy_per_synop_pj: energy of one synaptic operation
     :param energy_per_neuron_update_pj: energy of one neuron update (one neuron, one step)
     :param energy_per_spike_hop_pj: energy of routing one spike packet to one core
-    :param energy_per_input_mac_pj: energy of one multiply-accumulate of an analog input
+    :param energy_per_input_mac_pj: energy of one multiply-accumulate of an analog input; ``None`` (default):
+        priced at the actual input, weight and membrane widths (:attr:`input_mac_energy_pj`)
     :param static_power_w: static (leakage + board) power added to the dynamic power
+    :param synaptic_current: neurons have a decaying synaptic-current register beside the membrane (needed by
+        temporal, time-to-first-spike networks; its decay has ``leak_bits`` fraction bits)
+    :param temporal_dt: time step of a temporal network, in units of its synaptic time constant
+        (:mod:`sb3_snn_nc64c.temporal`)
     """
 
     n_cores: int = 64
@@ -90,8 +154,10 @@ class ChipSpec:
     energy_per_synop_pj: float = 23.6
     energy_per_neuron_update_pj: float = 81.0
     energy_per_spike_hop_pj: float = 4.0
-    energy_per_input_mac_pj: float = 0.23
+    energy_per_input_mac_pj: float | None = None
     static_power_w: float = 0.0
+    synaptic_current: bool = True
+    temporal_dt: float = 0.002
     name: str = "NC64C"
 
     def __post_init__(self) -> None:
@@ -108,6 +174,9 @@ class ChipSpec:
             raise ValueError(f"ChipSpec.weight_shift_bits must be in 0..24, got {self.weight_shift_bits}")
         if not 0 <= self.leak_bits <= 30:
             raise ValueError(f"ChipSpec.leak_bits must be in 0..30, got {self.leak_bits}")
+        if not (math.isfinite(self.temporal_dt) and 0.0 < self.temporal_dt <= 1.0):
+            raise ValueError(f"ChipSpec.temporal_dt must be in (0, 1] (units of the synaptic time constant), "
+                             f"got {self.temporal_dt}")
         if self.membrane_bits + self.leak_bits > 62:
             raise ValueError("ChipSpec: membrane_bits + leak_bits must be <= 62 (the leak product is simulated in int64)")
 
@@ -130,16 +199,45 @@ class ChipSpec:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
 
-    def provenance_rows(self) -> list[list[Any]]:
-        """``[parameter, value, fact|assumption, source]`` rows, a changed default marked ``user``."""
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """Per field, in field order: ``{"value", "label", "source", "basis"}`` (JSON-compatible); a value
+        that differs from the default is labelled ``user`` and keeps the default's provenance beside it.
+
+        :raises KeyError: a field without an entry in :data:`PROVENANCE`
+        """
         default = ChipSpec()
+        table: dict[str, dict[str, Any]] = {}
+        for item in fields(self):
+            entry = PROVENANCE[item.name]
+            value = getattr(self, item.name)
+            record = {"value": list(value) if isinstance(value, tuple) else value, **entry._asdict()}
+            if value != getattr(default, item.name):
+                record.update(label="user", default=getattr(default, item.name))
+            table[item.name] = record
+        return table
+
+    def provenance_rows(self) -> list[list[Any]]:
+        """``[parameter, value, fact|inference|assumption, source]`` rows, a changed default marked ``user``."""
         rows = []
-        for key, (label, source) in PROVENANCE.items():
-            value = getattr(self, key)
-            if value != getattr(default, key):
-                label, source = "user", f"set by the user (default {getattr(default, key)}; {source})"
-            rows.append([key, ", ".join(value) if isinstance(value, tuple) else value, label, source])
+        for key, record in self.provenance().items():
+            source = f"{record['source']}: {record['basis']}" if record["basis"] else record["source"]
+            if record["label"] == "user":
+                source = f"set by the user (default {record['default']}; {source})"
+            value = record["value"]
+            if key == "energy_per_input_mac_pj" and value is None:
+                value = f"{self.input_mac_energy_pj:.3g} (from the widths)"
+            rows.append([key, ", ".join(value) if isinstance(value, list) else value, record["label"], source])
         return rows
+
+    @property
+    def input_mac_energy_pj(self) -> float:
+        """Energy of one analog-input multiply-accumulate: ``energy_per_input_mac_pj`` where set, else an
+        ``input_bits x weight_bits`` integer multiply plus a ``membrane_bits`` add, scaled from Horowitz's 45 nm
+        figures (a multiplier's energy grows with the product of its operand widths, an adder's with its width)."""
+        if self.energy_per_input_mac_pj is not None:
+            return float(self.energy_per_input_mac_pj)
+        multiply = HOROWITZ_INT8_MULT_PJ * self.input_bits * self.weight_bits / 64
+        return multiply + HOROWITZ_INT32_ADD_PJ * self.membrane_bits / 32
 
     @property
     def weight_max(self) -> int:
@@ -155,3 +253,7 @@ class ChipSpec:
     def input_max(self) -> int:
         """Largest analog input magnitude."""
         return 2 ** (self.input_bits - 1) - 1
+
+#: Name and version of the saved deployment format (``deployment.json`` + ``arrays.npz`` + ``description/``).
+FORMAT = "sb3-snn/nc64c-deployment"
+FORMAT_VERSION = 1

@@ -25,8 +25,8 @@ def _agreement(description, n=200, seed=1, **spec):
 def test_spec_labels_every_default_fact_or_assumption():
     spec = ChipSpec()
     rows = {row[0]: row for row in spec.provenance_rows()}
-    assert rows["n_cores"][1:3] == [64, "fact"]
-    assert all(rows[key][2] == "assumption" for key in PROVENANCE if key != "n_cores")
+    assert rows["n_cores"][1:3] == [64, "inference"]
+    assert all(rows[key][2] == "assumption" for key in PROVENANCE if key not in ("n_cores", "name"))
     assert "PAICORE" in rows["neurons_per_core"][3] and "Loihi" in rows["energy_per_synop_pj"][3]
     changed = {row[0]: row for row in spec.with_overrides(weight_bits=4).provenance_rows()}
     assert changed["weight_bits"][2] == "user"
@@ -69,8 +69,10 @@ def test_conv_fan_in_and_unsupported_models_are_refused():
     conv = examples.conv_like()
     with pytest.raises(FitError, match=r"layer 'conv0'.*fan-in \(axons per core\) needs 18, limit is 16"):
         check_fit(conv, ChipSpec(axons_per_core=16))
+    # temporal (CVTC) neurons run beta-free, with their population code and spike-time readout
+    # (test_nc64c_cvtc.py); anything else about them is named
     temporal = _net(_linear("fc0", 4, 8, NeuronPopulation("temporal", params={"beta": 1e-3})))
-    with pytest.raises(UnsupportedNetworkError, match=r"layer 'fc0'.*temporal.*discrete-time"):
+    with pytest.raises(UnsupportedNetworkError, match=r"'analog' input encoding.*temporal neurons take"):
         check_fit(temporal, ChipSpec())
     hidden_readout = _net(_linear("fc0", 4, 8, NeuronPopulation("nonspiking", reset="none")), _linear("fc1", 8, 2))
     with pytest.raises(UnsupportedNetworkError, match=r"fc0.*non-spiking hidden layer"):

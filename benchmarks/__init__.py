@@ -1,0 +1,1 @@
+"""Benchmark scripts, their records (records.py), the runner (run.py) and the report (report.py)."""
