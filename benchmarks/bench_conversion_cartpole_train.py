@@ -41,20 +41,11 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
-#: rl_zoo3 2.x ``hyperparams/dqn.yml``, section ``CartPole-v1`` (without ``n_timesteps``/``policy``).
-ZOO_CARTPOLE: dict[str, Any] = {
-    "learning_rate": 2.3e-3,
-    "batch_size": 64,
-    "buffer_size": 100_000,
-    "learning_starts": 1000,
-    "gamma": 0.99,
-    "target_update_interval": 10,
-    "train_freq": 256,
-    "gradient_steps": 128,
-    "exploration_fraction": 0.16,
-    "exploration_final_eps": 0.04,
-    "policy_kwargs": {"net_arch": [256, 256]},
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import zoo_dqn_settings
+
+#: rl_zoo3's ``hyperparams/dqn.yml``, section ``CartPole-v1``, with its net_arch [256, 256]
+ZOO_CARTPOLE: dict[str, Any] = {**zoo_dqn_settings("CartPole-v1")[0], "policy_kwargs": {"net_arch": [256, 256]}}
 
 #: preset name -> (total timesteps, hyperparameters)
 PRESETS: dict[str, tuple[int, dict[str, Any]]] = {

@@ -40,15 +40,16 @@ import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import ROOT, machine
+from common import ROOT, machine, zoo_dqn_settings
 
 SUITE = "conversion_low_latency"
 RECORDS = ROOT / "benchmarks" / "records" / f"{SUITE}.jsonl"
 FIGURE = ROOT / "docs" / "img" / "conversion_rate_vs_T.png"
 OLD_TEACHERS = ROOT / "benchmarks" / "out" / "nc64c_teachers"
 NEW_TEACHERS = ROOT / "benchmarks" / "out" / "conversion_screen"
-FIXTURE = "/work/shared/fixtures/ppo_pong/ppo_pong.zip"
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "ppo_pong" / "ppo_pong.zip"  # the shared folder beside the checkout
 #: rl_zoo3 hyperparams/dqn.yml, CartPole-v1 (net_arch set per teacher)
+ZOO_CARTPOLE, ZOO_STEPS = zoo_dqn_settings("CartPole-v1")
 ZOO_CARTPOLE = dict(
     learning_rate=2.3e-3,
     batch_size=64,
@@ -67,18 +68,10 @@ GOAL = 0.99
 
 
 def write_rows(rows: list[dict[str, Any]]) -> None:
-    """Append rows (``benchmarks.records`` when present, else the same fields as JSON Lines)."""
-    try:
-        from benchmarks.records import Row, append_rows
+    """Append rows to the suite's records (validated by ``benchmarks.records.Row``)."""
+    from benchmarks.records import Row, append_rows
 
-        append_rows(SUITE, [Row(**row) for row in rows])
-        return
-    except ImportError:
-        pass
-    RECORDS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RECORDS, "a") as file:
-        for row in rows:
-            file.write(json.dumps(row, default=float) + "\n")
+    append_rows(SUITE, [Row(**row) for row in rows])
 
 
 def row(
@@ -583,7 +576,7 @@ def main() -> None:
     parser.add_argument("--pong-epochs", type=int, default=8)
     parser.add_argument("--pong-states", type=int, default=3000)
     parser.add_argument("--pong-held-out", type=int, default=1000)
-    parser.add_argument("--pong-T", type=int, default=None, help="closed-loop T (default: smallest reaching 99 %)")
+    parser.add_argument("--pong-T", type=int, default=None, help="closed-loop T (default: smallest reaching 99 %%)")
     parser.add_argument("--seed", type=int, default=0, help="Pong: episode seeds seed..seed+episodes-1")
     parser.add_argument("--chunk", type=int, default=10, help="Pong: paired episodes played side by side per chunk")
     parser.add_argument("--plot", action="store_true", help="only redraw the figure from the records")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch as th
 
-FIXTURE = "/work/shared/fixtures/ppo_pong/ppo_pong.zip"
+FIXTURE = str(Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ppo_pong" / "ppo_pong.zip")
 
 
 def main(argv: list[str] | None = None) -> int:

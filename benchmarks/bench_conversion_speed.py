@@ -27,12 +27,13 @@ import copy
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch as th
 from torch import nn
 
-FIXTURE = "/work/shared/fixtures/ppo_pong/ppo_pong.zip"
+FIXTURE = str(Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ppo_pong" / "ppo_pong.zip")
 
 
 def _sync(device: str) -> None:

@@ -35,38 +35,13 @@ import numpy as np
 import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, machine, write_result
+from common import RESULTS, ROOT, machine, write_result, zoo_dqn_settings
 
 TEACHERS = ROOT / "benchmarks" / "out" / "nc64c_teachers"
 RESULTS_JSON = RESULTS / "nc64c_agreement.json"
-#: rl_zoo3 hyperparams/dqn.yml, CartPole-v1 (net_arch set per teacher)
-ZOO_CARTPOLE = dict(
-    learning_rate=2.3e-3,
-    batch_size=64,
-    buffer_size=100_000,
-    learning_starts=1000,
-    gamma=0.99,
-    target_update_interval=10,
-    train_freq=256,
-    gradient_steps=128,
-    exploration_fraction=0.16,
-    exploration_final_eps=0.04,
-)
-ZOO_STEPS = 50_000
-#: rl_zoo3 hyperparams/dqn.yml, Acrobot-v1 (including its net_arch [256, 256])
-ZOO_ACROBOT = dict(
-    learning_rate=6.3e-4,
-    batch_size=128,
-    buffer_size=50_000,
-    learning_starts=0,
-    gamma=0.99,
-    target_update_interval=250,
-    train_freq=4,
-    gradient_steps=-1,
-    exploration_fraction=0.12,
-    exploration_final_eps=0.1,
-)
-ZOO_ACROBOT_STEPS = 100_000
+#: rl_zoo3 hyperparams/dqn.yml, CartPole-v1 and Acrobot-v1 (net_arch set per teacher)
+ZOO_CARTPOLE, ZOO_STEPS = zoo_dqn_settings("CartPole-v1")
+ZOO_ACROBOT, ZOO_ACROBOT_STEPS = zoo_dqn_settings("Acrobot-v1")
 
 
 def teacher(arch: tuple[int, ...], seed: int):

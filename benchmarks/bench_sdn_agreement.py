@@ -38,6 +38,7 @@ import numpy as np
 import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import zoo_dqn_settings
 from benchmarks.records import Row, append_rows, load_rows, run_info
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -49,20 +50,8 @@ from sb3_snn.sdn.evaluation import agreement_on_states, teacher_states
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = "sdn_agreement"
 ENV = "CartPole-v1"
-#: rl_zoo3's hyperparams/dqn.yml CartPole-v1 settings (as sb3_snn/configs/zoo/dqn.yml), net_arch per teacher
-ZOO_DQN = dict(
-    learning_rate=2.3e-3,
-    batch_size=64,
-    buffer_size=100_000,
-    learning_starts=1000,
-    gamma=0.99,
-    target_update_interval=10,
-    train_freq=256,
-    gradient_steps=128,
-    exploration_fraction=0.16,
-    exploration_final_eps=0.04,
-)
-ZOO_STEPS = 50_000
+#: rl_zoo3's hyperparams/dqn.yml CartPole-v1 settings (net_arch per teacher)
+ZOO_DQN, ZOO_STEPS = zoo_dqn_settings(ENV)
 OUT = ROOT / "benchmarks" / "out"
 #: name -> (zip, net_arch, training seed)
 TEACHERS = {

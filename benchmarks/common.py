@@ -66,3 +66,24 @@ def save_rows(name: str, record: dict[str, Any]) -> Path:
     path = _save(name, json.loads(json.dumps(record, default=str)))
     print(f"appended rows to {path}")
     return path
+
+
+def zoo_dqn_settings(env_id: str) -> tuple[dict[str, Any], int]:
+    """rl_zoo3's own DQN hyperparameters for ``env_id`` (its installed ``hyperparams/dqn.yml``, read with safe
+    YAML): the keyword arguments of SB3's ``DQN`` without ``policy``, ``n_timesteps`` and ``policy_kwargs``
+    (the zoo writes those as Python source; every teacher sets its own ``net_arch``), and the step budget.
+
+    :param env_id: a section of the zoo's file, e.g. ``"CartPole-v1"``
+    :return: ``(hyperparameters, n_timesteps)``
+    """
+    import rl_zoo3
+    import yaml
+
+    table = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / "dqn.yml").read_text())
+    if env_id not in table:
+        raise KeyError(f"rl_zoo3's dqn.yml has no section {env_id!r}")
+    section = dict(table[env_id])
+    steps = int(float(section.pop("n_timesteps")))
+    for key in ("policy", "policy_kwargs"):
+        section.pop(key, None)
+    return section, steps

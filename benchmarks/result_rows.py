@@ -929,6 +929,13 @@ def _pipeline(suite: str, record: dict[str, Any], name: str) -> Iterable[Row | N
         mean, std = _score(r.get("score"))
         yield returns_row(suite, "pipeline", method, env, setting, None, mean, std, episodes, extra={"kind": r.get("kind")})
         yield metric_row(suite, "pipeline", method, env, setting, None, "agreement", r.get("agreement"), "fraction")
+        yield metric_row(
+            suite, "pipeline", method, env, setting, None, "agreement_teacher_states",
+            r.get("agreement (teacher's states)"), "fraction",
+        )
+        yield metric_row(
+            suite, "pipeline", method, env, setting, None, "backend_agreement", r.get("backend agreement"), "fraction"
+        )
         size = num(r.get("size (KB)"))
         yield metric_row(
             suite,
