@@ -516,6 +516,18 @@ def pong_summary() -> None:
             f"Pong, {len(snn_scores)} paired episodes: SNN {mean:.2f} ± {se:.2f}, teacher {t_mean:.2f} ± {t_se:.2f}, "
             f"SNN - teacher {diff:.2f} ± {se_diff:.2f}"
         )
+        # the chunks pooled: one row per agent over every paired episode, and their paired difference
+        setting = {"epsilon": 0.05, "n_episode_seeds": len(snn_scores), "training_seeds": 1}
+        write_rows(
+            [
+                row("pong_paired", "teacher", "PongNoFrameskip-v4", setting, None, "score", t_mean, "return",
+                    stderr=t_se, n=len(teacher_scores)),
+                row("pong_paired", "low_latency", "PongNoFrameskip-v4", setting, None, "score", mean, "return",
+                    stderr=se, n=len(snn_scores)),
+                row("pong_paired", "low_latency", "PongNoFrameskip-v4", setting, None, "score_minus_teacher", diff,
+                    "return", stderr=se_diff, n=len(snn_scores)),
+            ]
+        )
 
 
 def plot() -> None:

@@ -304,6 +304,15 @@ HEADLINES: list[Headline] = [
         (_s("nc64c", "bitwidth", "agreement", "converted CartPole DQN (trained, T=32)", defaults=True),),
     ),
     Headline(
+        "Conversion, low_latency",
+        PONG,
+        "return vs PPO teacher, T=64, paired episodes",
+        (
+            _s("conversion_low_latency", "pong_paired", "score", "low_latency", None),
+            _s("conversion_low_latency", "pong_paired", "score", "teacher", None),
+        ),
+    ),
+    Headline(
         "NC64C",
         CP,
         "held-out agreement with the float SNN, converted plain-SB3 DQNs, one obs at a time",
