@@ -272,6 +272,20 @@ ROWS: list[tuple[str, Callable[[Files], Any], type[BaseException], list[str]]] =
     ("nir_dt_negative_constructor", lambda f: backends.load("nir", dt=0), ValueError, ["dt=0", "> 0"]),
     # the non-class plugin rows need an installed distribution: tests/test_registry.py builds and installs one
     # -- pipeline rows --
+    ("pipeline_unknown_conversion_method",
+     lambda f: (lambda s: validate_settings({**s, "conversion": {**s["conversion"], "method": "low_latancy"}}))(
+         load_config("CartPole-v1", TINY_PIPELINE)),
+     PipelineConfigError,
+     ["conversion.method", "'low_latancy'", "did you mean 'low_latency'?", "allowed: paper, low_latency"]),
+    ("pipeline_conversion_t_neither_fixed_nor_goal",
+     lambda f: (lambda s: validate_settings({**s, "evaluation": {k: v for k, v in s["evaluation"].items()
+                                                                 if k != "conversion_timesteps"}}))(
+         load_config("CartPole-v1", TINY_PIPELINE)),
+     PipelineConfigError, ["evaluation.conversion_timesteps: missing", "conversion.goal"]),
+    ("pipeline_conversion_goal_above_one",
+     lambda f: (lambda s: validate_settings({**s, "conversion": {**s["conversion"], "goal": 99}}))(
+         load_config("CartPole-v1", TINY_PIPELINE)),
+     PipelineConfigError, ["conversion.goal", "99"]),
 ]
 
 

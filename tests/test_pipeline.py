@@ -32,6 +32,29 @@ def finished(tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.mark.expensive
+def test_conversion_goal_picks_the_smallest_T_reaching_it(finished, tmp_path):
+    """With ``conversion.goal`` the stage measures the held-out conversion rate at every T and the converted agent
+    runs at the smallest T reaching it (the largest when none does); a fixed ``conversion_timesteps`` wins."""
+    from sb3_snn.pipeline.config import load_config
+    from sb3_snn.pipeline.steps import conversion_stage, converted_timesteps
+
+    out, _ = finished
+    settings = load_config("CartPole-v1", TINY)
+    settings["conversion"].update(goal=0.5, held_out=100)
+    settings["evaluation"].pop("conversion_timesteps")
+    folder = tmp_path / "conversion"
+    folder.mkdir()
+    outcome = conversion_stage(settings, folder, out / "teacher/teacher.zip")
+    rates = {row["timesteps"]: row["conversion_rate"] for row in outcome.summary["held_out"]}
+    assert set(rates) == {8, 32} and all(0.0 <= r <= 1.0 for r in rates.values())
+    reaching = [t for t, r in sorted(rates.items()) if r >= 0.5]
+    assert outcome.summary["chosen_timesteps"] == (reaching[0] if reaching else 32)
+    (folder / "stage.json").write_text(json.dumps({"summary": outcome.summary}))
+    assert converted_timesteps(settings, tmp_path) == outcome.summary["chosen_timesteps"]
+    assert converted_timesteps({**settings, "evaluation": {"conversion_timesteps": 8}}, tmp_path) == 8
+
+
+@pytest.mark.expensive
 def test_end_to_end_prints_the_table_and_writes_results(finished):
     out, stdout = finished
     assert "agreement" in stdout and "energy/action" in stdout

@@ -88,7 +88,9 @@ SCHEMA: dict[str, dict[str, tuple[bool, Callable[[Any], str | None]]]] = {
     "sdn": {key: (key == "n_timesteps", check) for key, check in _TRAINING.items()},
     "conversion": {"percentile": (True, _number(0, 100, low_open=True)), "timesteps": (True, _list_of(_POSITIVE)),
                    "readouts": (True, _list_of(_of_type(str, name="a readout name"))),
-                   "n_calibration": (True, _POSITIVE), "sweep_episodes": (True, _POSITIVE)},
+                   "n_calibration": (True, _POSITIVE), "sweep_episodes": (True, _POSITIVE),
+                   "method": (False, _of_type(str, name="a conversion method")), "low_latency": (False, _OPTIONAL_DICT),
+                   "goal": (False, _number(0, 1, low_open=True)), "held_out": (False, _POSITIVE)},
     "cvtc": {"algo": (True, _of_type(str, name="an algorithm id")),
              **{key: (key == "n_timesteps", check) for key, check in _TRAINING.items()}},
     "evaluation": {"episodes": (True, _POSITIVE), "epsilon": (True, _number(0, 1)),
@@ -104,6 +106,8 @@ TOP_LEVEL: dict[str, tuple[bool, Callable[[Any], str | None]]] = {
 }
 #: Sections that may be ``null`` (the stage is skipped); the others are required.
 OPTIONAL_SECTIONS = ("sdn", "conversion", "cvtc", "export")
+#: ``convert(method=...)`` values (sb3_snn.conversion.convert).
+CONVERSION_METHODS = ("paper", "low_latency")
 #: The agent each stage adds to the evaluation and the export.
 STAGE_AGENTS = {"sdn": "sdn", "conversion": "converted", "cvtc": "cvtc"}
 
@@ -138,6 +142,10 @@ def _check_names(settings: dict[str, Any], problems: list[str]) -> None:
         if cvtc["algo"] not in q_learners:
             problems.append(f"cvtc.algo: {cvtc['algo']!r} cannot train a CVTC Q-network"
                             f"{_did_you_mean(cvtc['algo'], q_learners)}; allowed: {', '.join(q_learners)}")
+    method = section("conversion").get("method")
+    if isinstance(method, str) and method not in CONVERSION_METHODS:
+        problems.append(f"conversion.method: unknown method {method!r}{_did_you_mean(method, list(CONVERSION_METHODS))}; "
+                        f"allowed: {', '.join(CONVERSION_METHODS)}")
     readouts = section("conversion").get("readouts")
     for readout in readouts if isinstance(readouts, list) else []:
         if readout not in READOUTS:
@@ -228,8 +236,12 @@ def validate_settings(settings: dict[str, Any], source: str = "pipeline settings
                     problems.append(f"{section}.{key}: unknown key{_did_you_mean(key, list(fields))}; "
                                     f"allowed: {', '.join(fields)}")
             _check_fields(value, fields, f"{section}.", problems)
-    if settings.get("conversion") and "conversion_timesteps" not in (settings.get("evaluation") or {}):
-        problems.append("evaluation.conversion_timesteps: missing (required when the conversion stage runs)")
+    conversion = settings.get("conversion")
+    if conversion and "conversion_timesteps" not in (settings.get("evaluation") or {}) and not (
+        isinstance(conversion, dict) and "goal" in conversion
+    ):
+        problems.append("evaluation.conversion_timesteps: missing (required when the conversion stage runs without "
+                        "conversion.goal, which picks the smallest T reaching the goal)")
     _check_names(settings, problems)
     if problems:
         raise PipelineConfigError(source, problems)

@@ -118,22 +118,41 @@ def cvtc_stage(settings: dict[str, Any], folder: Path) -> StageOutcome:
 
 
 def conversion_stage(settings: dict[str, Any], folder: Path, teacher_path: Path) -> StageOutcome:
-    """Convert the teacher to an IF network and sweep T and readouts (score, conversion rate, SynOps)."""
+    """Convert the teacher to an IF network (``conversion.method``: the paper's or the low-latency one) and sweep T
+    and readouts (score, conversion rate, SynOps). With ``conversion.goal``, the conversion rate against the teacher
+    on ``held_out`` states it plays is measured at every T, and the smallest T reaching the goal (else the largest)
+    is the converted agent's T in the evaluation unless ``evaluation.conversion_timesteps`` sets one."""
     from sb3_snn.conversion import convert
-    from sb3_snn.conversion.evaluation import sweep
+    from sb3_snn.conversion.evaluation import held_out_sweep, sweep
 
     conv, algo, seed = settings["conversion"], settings["teacher"]["algo"], settings["seed"]
     env = make_env(settings["env"], algo, seed)
     teacher = _load(algo, teacher_path, env)
+    method = conv.get("method", "paper")
+    extra = {"low_latency": conv["low_latency"]} if conv.get("low_latency") is not None else {}
     policy = convert(teacher, env=env, percentile=conv["percentile"], timesteps=max(conv["timesteps"]),
-                     n_calibration=conv["n_calibration"], seed=seed)
+                     n_calibration=conv["n_calibration"], seed=seed, method=method, **extra)
     policy.save(folder / "converted.pt")
     results = sweep(policy, teacher, env, timesteps=conv["timesteps"], readouts=conv["readouts"],
                     n_episodes=conv["sweep_episodes"], epsilon=settings["evaluation"]["epsilon"], seed=seed)
     rows = [{key: value for key, value in r.as_dict().items() if key not in ("scores", "firing_rates")} for r in results]
     (folder / "sweep.json").write_text(json.dumps(rows, indent=2))
+    summary: dict[str, Any] = {"percentile": conv["percentile"], "method": method, "sweep": rows}
+    if "goal" in conv:
+        held_out = held_out_sweep(policy, teacher, env, sorted(conv["timesteps"]), conv.get("held_out", 1000), seed)
+        reaching = [row["timesteps"] for row in held_out if row["conversion_rate"] >= conv["goal"]]
+        summary.update(held_out=held_out, chosen_timesteps=min(reaching) if reaching else max(conv["timesteps"]))
     env.close()
-    return StageOutcome({"percentile": conv["percentile"], "sweep": rows}, ["converted.pt", "sweep.json"])
+    return StageOutcome(summary, ["converted.pt", "sweep.json"])
+
+
+def converted_timesteps(settings: dict[str, Any], out: Path) -> int:
+    """T of the converted agent: ``evaluation.conversion_timesteps`` when set, else the conversion stage's
+    smallest T reaching ``conversion.goal``."""
+    fixed = settings["evaluation"].get("conversion_timesteps")
+    if fixed is not None:
+        return int(fixed)
+    return int(json.loads((out / "conversion" / "stage.json").read_text())["summary"]["chosen_timesteps"])
 
 
 def _agents(settings: dict[str, Any], out: Path) -> dict[str, tuple[Any, str]]:
@@ -141,14 +160,13 @@ def _agents(settings: dict[str, Any], out: Path) -> dict[str, tuple[Any, str]]:
     off in the settings contributes no agent, even if an earlier run left its outputs in ``out``."""
     from sb3_snn.conversion import ConvertedQPolicy
 
-    evaluation = settings["evaluation"]
     agents: dict[str, tuple[Any, str]] = {"teacher": (_load(settings["teacher"]["algo"], out / "teacher/teacher.zip"), "ANN")}
     if settings.get("sdn"):
         agents["sdn"] = (_load("sdn", out / "sdn/student.zip"), "LIF student (distilled)")
     if settings.get("conversion"):
         converted = ConvertedQPolicy.load(out / "conversion/converted.pt", device="cpu")
-        agents["converted"] = (converted.with_settings(evaluation["conversion_timesteps"], "robust"),
-                               f"IF, T={evaluation['conversion_timesteps']}, robust readout")
+        steps = converted_timesteps(settings, out)
+        agents["converted"] = (converted.with_settings(steps, "robust"), f"IF, T={steps}, robust readout")
     if settings.get("cvtc"):
         agents["cvtc"] = (_load(settings["cvtc"]["algo"], out / "cvtc/cvtc.zip"), "temporal (CVTC, beta)")
     return agents
