@@ -212,6 +212,27 @@ def check_nir(
     return approximations
 
 
+def _graph_metadata(description: SpikingDescription, dt: float | None, approximations: list[str]) -> dict[str, Any]:
+    """What the graph's ``sb3_snn`` metadata says of every network: format, time step, input, encoding, time steps,
+    readout, actions, approximations made and the layers' shapes.
+
+    :param description: the network written
+    :param dt: the discrete time step (``None`` for a temporal network's continuous time)
+    :param approximations: what the graph does not express exactly, in words
+    """
+    return {
+        "format": "sb3-snn/nir-metadata",
+        "dt": dt,
+        "input_shape": list(description.input_shape),
+        "encoding": description.encoding,
+        "timesteps": description.timesteps,
+        "readout": description.readout,
+        "n_actions": description.n_actions,
+        "approximations": approximations,
+        "layer_shapes": {layer.name: [list(layer.input_shape), list(layer.output_shape)] for layer in description.layers},
+    }
+
+
 def _neuron_node(nir: Any, neuron: NeuronPopulation, shape: tuple[int, ...], dt: float) -> Any:
     full = lambda value: np.full(shape, float(value))  # noqa: E731
     reset = neuron.reset_value if neuron.reset == "zero" else 0.0
@@ -277,15 +298,7 @@ def _temporal_to_nir(
     nodes["output"] = nir.Output(output_type=np.array(description.layers[-1].output_shape))
     edges.append((previous, "output"))
     extra = {
-        "format": "sb3-snn/nir-metadata",
-        "dt": None,
-        "input_shape": list(description.input_shape),
-        "encoding": description.encoding,
-        "timesteps": description.timesteps,
-        "readout": description.readout,
-        "n_actions": description.n_actions,
-        "approximations": approximations,
-        "layer_shapes": {layer.name: [list(layer.input_shape), list(layer.output_shape)] for layer in description.layers},
+        **_graph_metadata(description, None, approximations),
         "temporal": {
             "semantics": "time-to-first-spike (CVTC / Mostafa 2017, beta-free): continuous time in units of tau_syn = 1; "
             "each neuron spikes at most once (its first threshold crossing); a neuron silent until "
@@ -358,17 +371,7 @@ def to_nir(
             previous = name
     nodes["output"] = nir.Output(output_type=np.array(description.layers[-1].output_shape))
     edges.append((previous, "output"))
-    extra = {
-        "format": "sb3-snn/nir-metadata",
-        "dt": dt,
-        "input_shape": list(description.input_shape),
-        "encoding": description.encoding,
-        "timesteps": description.timesteps,
-        "readout": description.readout,
-        "n_actions": description.n_actions,
-        "approximations": approximations,
-        "layer_shapes": {layer.name: [list(layer.input_shape), list(layer.output_shape)] for layer in description.layers},
-    }
+    extra = _graph_metadata(description, dt, approximations)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"sb3_snn": json.dumps(extra)})
 
 
