@@ -10,6 +10,7 @@ with ``PYTHONPATH`` unset, from a temporary folder: only the installed package c
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -148,5 +149,24 @@ def test_short_pipeline_writes_its_table(venv):
     table = (work / "out" / "summary.txt").read_text()
     for agent in ("teacher", "sdn", "converted", "cvtc"):
         assert agent in table, table
-    assert (work / "out" / "summary.json").is_file()
+    summary = json.loads((work / "out" / "summary.json").read_text())
+    sources = {row["agent"]: row["energy source"] for row in summary["rows"]}
+    assert sources["cvtc"] == sources["sdn"] == sources["converted"] == "nc64c", sources  # temporal model in the wheel
     assert "summary.txt" in proc.stdout
+
+
+def test_low_latency_conversion_and_nir_file_from_the_wheels(venv):
+    """The installed package converts with ``method="low_latency"`` and writes a NIR file at the path given."""
+    script = (
+        "from stable_baselines3 import DQN\n"
+        "from sb3_snn import backends, convert\n"
+        "import numpy as np\n"
+        "model = DQN('MlpPolicy', 'CartPole-v1', policy_kwargs={'net_arch': [16]}, learning_starts=10**6, seed=0)\n"
+        "obs = np.random.default_rng(0).normal(0, 0.5, size=(300, 4)).astype(np.float32)\n"
+        "policy = convert(model, calibration_obs=obs, method='low_latency', timesteps=8,\n"
+        "                 low_latency={'epochs': 1, 'n_states': 300, 'n_validation': 100})\n"
+        "deployment = backends.load('nir').compile(policy.spiking_description(), obs[:32], approximate_reset=True)\n"
+        "print(deployment.save('student.nir'))\n"
+    )
+    _run([str(venv["bin"] / "python"), "-c", script], cwd=venv["work"], env=venv["env"], timeout=600)
+    assert (venv["work"] / "student.nir").is_file() and (venv["work"] / "student.nir.json").is_file()
