@@ -125,20 +125,6 @@ class NC64CDeployment(Deployment):
         """The integer simulation's full result for ``obs``: one observation (a batch of one) or a batch."""
         return simulate_integer(self.network, as_batch(obs, self.description.input_shape)[0])
 
-    def run(self, obs: np.ndarray) -> np.ndarray:
-        """Actions, with SB3's ``predict`` rule for shapes: one observation gives one action (a 0-d array for
-        a discrete action, ``action_space.shape`` for a Box), a batch of ``n`` gives ``[n]`` or
-        ``[n, *action_space.shape]``. A Box action is the chip's readout squashed into the space as the
-        policy squashes it (``tanh`` then rescaling to ``[low, high]``, or a clip).
-
-        :param obs: one observation or a batch, preprocessed as the description's input
-        :raises ValueError: ``obs`` has neither shape
-        :raises NonFiniteInputError: an observation holds NaN or an infinity
-        """
-        batch, single = as_batch(obs, self.description.input_shape)
-        actions = np.asarray(super().run(batch)).reshape(len(batch), *self.description.action_shape)
-        return actions.reshape(self.description.action_shape) if single else actions
-
     def _run_batch(self, obs: np.ndarray) -> np.ndarray:
         """Actions of the integer simulation: greedy ``[batch]``, or squashed ``[batch, n_actions]`` for a Box."""
         return simulate_integer(self.network, obs).actions
